@@ -1,0 +1,1 @@
+"""ModelPress: compression as a service for ONNX models."""

@@ -1,0 +1,72 @@
+"""Text rendering for the CLI: the progress line and the metrics summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BAR_WIDTH = 30
+
+
+def progress_line(job: dict[str, Any]) -> str:
+    """One-line bar such as `[#######-------]  42% running quantize_dynamic`."""
+    try:
+        frac = min(1.0, max(0.0, float(job.get("progress") or 0.0)))
+    except (TypeError, ValueError):
+        frac = 0.0
+    filled = round(frac * BAR_WIDTH)
+    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+    stage = job.get("stage") or ""
+    return f"[{bar}] {frac * 100:3.0f}% {job.get('status', '?')} {stage}".rstrip()
+
+
+def _num(value: Any, fmt: str) -> str:
+    return format(value, fmt) if isinstance(value, int | float) else "-"
+
+
+def _size(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    return "-"  # unreachable; keeps mypy sure of the return
+
+
+def _latency(side: dict[str, Any], key: str) -> Any:
+    lat = side.get("latency_ms")
+    return lat.get(key) if isinstance(lat, dict) else None
+
+
+def summary(job: dict[str, Any]) -> str:
+    """Human summary of a job: status line, then metrics or the error."""
+    lines = [f"job {job.get('id')}: {job.get('status')}"]
+    error = job.get("error")
+    if isinstance(error, dict):
+        lines.append(f"error [{error.get('code')}]: {error.get('message')}")
+    if job.get("output_model_id"):
+        lines.append(f"output model: {job['output_model_id']}")
+    metrics = job.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        return "\n".join(lines)
+
+    orig = metrics.get("original") or {}
+    comp = metrics.get("compressed") or {}
+    rows = [
+        ("size", _size(orig.get("size_bytes")), _size(comp.get("size_bytes"))),
+        ("params", _num(orig.get("param_count"), ","), _num(comp.get("param_count"), ",")),
+        ("p50 ms", _num(_latency(orig, "p50"), ".3f"), _num(_latency(comp, "p50"), ".3f")),
+        ("p90 ms", _num(_latency(orig, "p90"), ".3f"), _num(_latency(comp, "p90"), ".3f")),
+        ("load ms", _num(orig.get("load_ms"), ".1f"), _num(comp.get("load_ms"), ".1f")),
+    ]
+    lines.append(f"{'':10}{'original':>16}{'compressed':>16}")
+    lines.extend(f"{label:10}{a:>16}{b:>16}" for label, a, b in rows)
+    fidelity = metrics.get("fidelity") or {}
+    lines.append(f"compression ratio: {_num(metrics.get('compression_ratio'), '.2f')}x")
+    lines.append(f"speedup ratio:     {_num(metrics.get('speedup_ratio'), '.2f')}x")
+    lines.append(f"cosine similarity: {_num(fidelity.get('cosine_similarity'), '.6f')}")
+    lines.append(f"max abs error:     {_num(fidelity.get('max_abs_error'), '.3g')}")
+    for warning in [*(metrics.get("warnings") or []), *(job.get("warnings") or [])]:
+        text = warning.get("message", warning) if isinstance(warning, dict) else warning
+        lines.append(f"warning: {text}")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""`modelpress serve`: migrations, a Celery worker subprocess and uvicorn in one command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+WORKER_STOP_TIMEOUT_S = 15.0
+
+
+def worker_command(queue_name: str) -> list[str]:
+    """The argv of the embedded Celery worker."""
+    return [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        "--pool=solo", "--loglevel=INFO", "-Q", queue_name,
+    ]  # fmt: skip
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """Ask the worker to finish (SIGTERM is Celery's warm shutdown), kill it if it hangs."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=WORKER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def serve(host: str, port: int) -> int:
+    """Run the embedded stack until uvicorn exits or Ctrl-C; returns the exit code."""
+    # Imported here so `modelpress compress` does not pay for (or need) the server stack.
+    import uvicorn
+
+    from app.migrate import upgrade_head
+    from app.settings import get_settings
+
+    settings = get_settings()
+    # The SQLite database and broker live in data_dir, so it must exist before migrating.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_head()
+
+    worker = subprocess.Popen(worker_command(settings.queue_name), env=os.environ.copy())
+    try:
+        print(f"ModelPress is running: open http://{host}:{port}/ to compress a model", flush=True)
+        # uvicorn handles SIGINT/SIGTERM itself and returns; finally then stops the worker.
+        uvicorn.run("app.main:app", host=host, port=port)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_worker(worker)
+    return 0

@@ -1,0 +1,1 @@
+"""Pure ONNX compression library: passes, recipes, model analysis and benchmarking."""

@@ -1,0 +1,62 @@
+"""The pass contract: a config, a run() that turns one model file into another, and a report."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PassConfig(BaseModel):
+    """Base of every pass config; `type` is the discriminator of a recipe's pass list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+
+
+class PassReport(BaseModel):
+    """What a pass did, in numbers a user can check."""
+
+    type: str
+    summary: str = Field(description="One sentence on what changed.")
+    details: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class PassError(Exception):
+    """A pass could not apply to this model; `code` is stable and lands in the job's error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+ConfigT = TypeVar("ConfigT", bound=PassConfig)
+
+
+class CompressionPass(ABC, Generic[ConfigT]):
+    """One technique. Subclasses set `type` and `config_cls` and register with @register_pass."""
+
+    type: ClassVar[str]
+    config_cls: ClassVar[type[PassConfig]]
+
+    @abstractmethod
+    def run(self, input_path: Path, config: ConfigT, output_path: Path) -> PassReport:
+        """Read the model at input_path, write the result to output_path, report the change."""
+
+
+PASS_REGISTRY: dict[str, type[CompressionPass[Any]]] = {}
+
+PassT = TypeVar("PassT", bound=type[CompressionPass[Any]])
+
+
+def register_pass(cls: PassT) -> PassT:
+    """Class decorator: make a pass reachable from recipes by its `type`."""
+    if cls.type in PASS_REGISTRY:
+        raise ValueError(f"pass type {cls.type!r} registered twice")
+    PASS_REGISTRY[cls.type] = cls
+    return cls

@@ -1,0 +1,113 @@
+"""Engine, session factory and the declarative base shared by every table."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, String, create_engine, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from app.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class IdMixin:
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+            # WAL lets the API read while the worker writes; foreign keys are off by default.
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    # pre_ping drops connections that died with a database restart instead of failing a request.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+@lru_cache
+def get_engine() -> Engine:
+    return make_engine(get_settings().database_url)
+
+
+@lru_cache
+def get_sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+AFTER_COMMIT_KEY = "after_commit"
+AFTER_ROLLBACK_KEY = "after_rollback"
+
+
+def call_after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run callback once the transaction commits (enqueue a task, delete a released object)."""
+    session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
+
+
+def call_after_rollback(session: Session, callback: Callable[[], None]) -> None:
+    """Run callback if the transaction rolls back (remove an object stored for a lost row)."""
+    session.info.setdefault(AFTER_ROLLBACK_KEY, []).append(callback)
+
+
+def _run_callbacks(session: Session, run_key: str, drop_key: str) -> None:
+    session.info.pop(drop_key, None)
+    for callback in session.info.pop(run_key, []):
+        try:
+            callback()
+        except Exception:
+            # The transaction has already ended; a failing side effect must not undo or hide it.
+            log.exception("post-transaction callback failed")
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    _run_callbacks(session, AFTER_COMMIT_KEY, AFTER_ROLLBACK_KEY)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:  # only the outermost transaction counts
+        _run_callbacks(session, AFTER_ROLLBACK_KEY, AFTER_COMMIT_KEY)
+
+
+def session_scope() -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,137 @@
+"""Typed API errors and the one handler that turns every error into problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.storage.base import StorageError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """An error a client can act on: an HTTP status, a stable `code` and a human detail."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFoundError(ProblemError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class InvalidModelError(ProblemError):
+    status, code, title = 422, "invalid_model", "Not a valid ONNX model"
+
+
+class ModelTooLargeError(ProblemError):
+    status, code, title = 413, "model_too_large", "Upload too large"
+
+
+class InvalidRecipeError(ProblemError):
+    status, code, title = 422, "invalid_recipe", "Invalid recipe"
+
+
+class InvalidRequestError(ProblemError):
+    status, code, title = 422, "invalid_request", "Invalid request"
+
+
+class ConflictError(ProblemError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class ModelInUseError(ProblemError):
+    status, code, title = 409, "model_in_use", "Model in use"
+
+
+class JobNotFinishedError(ProblemError):
+    status, code, title = 409, "job_not_finished", "Job not finished"
+
+
+class BrokerUnavailableError(ProblemError):
+    status, code, title = 503, "broker_unavailable", "Job queue unavailable"
+
+
+class ServiceUnavailableError(ProblemError):
+    status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
+def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": f"https://modelpress.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+_HTTP_CODES = {
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("request_too_large", "Request too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers; after this no request answers a bare 500 or an HTML error."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        field = ".".join(str(part) for part in first["loc"])
+        return problem_response(
+            422, "invalid_request", "Invalid request", f"{field}: {first['msg']}", errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+        return problem_response(exc.status_code, code, title, str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.orig)
+        return problem_response(
+            503, "database_unavailable", "Database unavailable", "The database is unreachable."
+        )
+
+    @app.exception_handler(StorageError)
+    async def _storage_down(_: Request, exc: StorageError) -> JSONResponse:
+        log.warning("storage error: %s", exc)
+        return problem_response(
+            503, "storage_unavailable", "Storage unavailable", "The model store did not answer."
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem_response(
+            500, "internal_error", "Internal error", "An unexpected error occurred; it was logged."
+        )

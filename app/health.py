@@ -1,0 +1,68 @@
+"""Liveness, readiness (database, broker, storage) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import func, select, text
+
+from app.db import get_engine, session_scope
+from app.jobs.queue import producer
+from app.jobs.tables import JobTable
+from app.storage import get_storage
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+def _check_database() -> None:
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _check_broker() -> None:
+    with producer().connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+
+
+@router.get("/readyz")
+def readyz() -> JSONResponse:
+    """Database, broker and storage reachable: 200; otherwise 503 naming what is down."""
+    checks: dict[str, Any] = {}
+    for name, check in (
+        ("database", _check_database),
+        ("broker", _check_broker),
+        ("storage", lambda: get_storage().ping()),
+    ):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:
+            log.warning("readiness check %s failed: %s", name, exc)
+            checks[name] = f"down: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics() -> str:
+    """Job counts by status, in Prometheus text format."""
+    lines = ["# HELP modelpress_jobs Jobs by status.", "# TYPE modelpress_jobs gauge"]
+    for session in session_scope():
+        rows = session.execute(select(JobTable.status, func.count()).group_by(JobTable.status))
+        for status_name, count in rows:
+            lines.append(f'modelpress_jobs{{status="{status_name}"}} {count}')
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Compression jobs: create, run (in the worker), report, cancel."""

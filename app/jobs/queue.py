@@ -1,0 +1,74 @@
+"""The broker side of jobs: Celery settings shared with the worker, and sending by task name."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.jobs import repository
+from app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# The API never imports the worker package: it sends tasks by these names.
+RUN_JOB_TASK = "modelpress.run_job"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings used by both the producer (API) and the worker."""
+    return {
+        "broker_url": settings.broker_url,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "task_default_queue": settings.queue_name,
+        # A job is acknowledged only once it has ended; a worker that dies hands it back.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.job_time_limit_s,
+        "task_time_limit": settings.job_time_limit_s + 60,
+        # Redis redelivers an unacknowledged task after this long: longer than any job may run.
+        "broker_transport_options": {"visibility_timeout": settings.job_time_limit_s + 600},
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 5,
+        "worker_hijack_root_logger": False,
+    }
+
+
+@lru_cache
+def producer() -> Celery:
+    app = Celery("modelpress-api")
+    app.conf.update(celery_config(get_settings()))
+    return app
+
+
+def send_run_job(job_id: str) -> None:
+    """Publish the run task; raises if the broker cannot be reached after a short retry."""
+    producer().send_task(
+        RUN_JOB_TASK,
+        args=[job_id],
+        queue=get_settings().queue_name,
+        retry=True,
+        retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+    )
+
+
+def enqueue(session_factory: Any, job_id: str) -> bool:
+    """Send a committed job to the broker and record that it was sent; False if it could not be."""
+    try:
+        send_run_job(job_id)
+    except Exception as exc:
+        # The job row is committed with enqueued_at NULL: the outbox sweep sends it later.
+        log.warning("could not enqueue job %s (%s); it stays in the outbox", job_id, exc)
+        return False
+    session: Session
+    for session in session_factory():
+        repository.mark_enqueued(session, job_id, utcnow())
+    return True

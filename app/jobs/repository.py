@@ -1,0 +1,105 @@
+"""All SQL on the jobs table. State changes are conditional updates on the expected state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.jobs.lifecycle import ACTIVE_STATES, IllegalTransitionError, JobStatus, can_transition
+from app.jobs.tables import JobTable
+from app.pagination import Page, paginate
+
+
+def add(session: Session, job: JobTable) -> JobTable:
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get(session: Session, job_id: str, tenant_id: str | None = None) -> JobTable | None:
+    query = select(JobTable).where(JobTable.id == job_id)
+    if tenant_id is not None:
+        query = query.where(JobTable.tenant_id == tenant_id)
+    return session.scalar(query)
+
+
+def list_page(
+    session: Session,
+    tenant_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    status: str | None = None,
+    model_id: str | None = None,
+) -> Page[JobTable]:
+    query = select(JobTable).where(JobTable.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(JobTable.status == status)
+    if model_id is not None:
+        query = query.where(JobTable.model_id == model_id)
+    return paginate(session, query, JobTable, limit, cursor)
+
+
+def transition(
+    session: Session, job_id: str, expected: JobStatus, target: JobStatus, **values: Any
+) -> bool:
+    """Move a job from `expected` to `target`; False (and no change) if it is not in `expected`.
+
+    The WHERE on the current status makes a duplicate or late delivery a no-op.
+    """
+    if not can_transition(expected, target):
+        raise IllegalTransitionError(f"{expected} -> {target} is not an allowed transition")
+    result = session.execute(
+        update(JobTable)
+        .where(JobTable.id == job_id, JobTable.status == expected.value)
+        .values(status=target.value, **values)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def report_progress(session: Session, job_id: str, stage: str, progress: float) -> bool:
+    """Record the stage a running job reached; False if the job is no longer running."""
+    result = session.execute(
+        update(JobTable)
+        .where(JobTable.id == job_id, JobTable.status == JobStatus.RUNNING.value)
+        .values(stage=stage, progress=progress, heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_enqueued(session: Session, job_id: str, at: datetime) -> None:
+    session.execute(
+        update(JobTable)
+        .where(JobTable.id == job_id, JobTable.enqueued_at.is_(None))
+        .values(enqueued_at=at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def list_unenqueued_ids(session: Session, older_than: datetime, limit: int = 100) -> list[str]:
+    """Queued jobs whose task never reached the broker (the outbox)."""
+    query = (
+        select(JobTable.id)
+        .where(
+            JobTable.status == JobStatus.QUEUED.value,
+            JobTable.enqueued_at.is_(None),
+            JobTable.created_at < older_than,
+        )
+        .order_by(JobTable.created_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def count_active_for_model(session: Session, model_id: str) -> int:
+    query = select(func.count()).where(
+        JobTable.model_id == model_id, JobTable.status.in_([s.value for s in ACTIVE_STATES])
+    )
+    return int(session.scalar(query) or 0)

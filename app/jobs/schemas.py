@@ -1,0 +1,86 @@
+"""Request and response shapes of the jobs API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class BenchmarkOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    runs: int = Field(default=50, ge=1, le=10_000, description="Timed runs per model.")
+    warmup: int = Field(default=5, ge=0, le=1_000, description="Untimed runs before timing.")
+    threads: int = Field(default=1, ge=1, le=256, description="ONNX Runtime intra-op threads.")
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: str = Field(max_length=64)
+    preset: str | None = Field(default=None, description="A preset name from GET /v1/presets.")
+    recipe: dict[str, Any] | None = Field(
+        default=None, description='{"passes": [{"type": "...", ...}]}; validated per pass type.'
+    )
+    calibration_dataset_id: str | None = None
+    eval_dataset_id: str | None = None
+    input_shapes: dict[str, list[int]] | None = Field(
+        default=None, description="Fixed shapes for inputs with symbolic dims, by input name."
+    )
+    benchmark: BenchmarkOptions = Field(default_factory=BenchmarkOptions)
+
+    @model_validator(mode="after")
+    def _one_of_preset_or_recipe(self) -> JobCreate:
+        if (self.preset is None) == (self.recipe is None):
+            raise ValueError("give exactly one of 'preset' or 'recipe'")
+        return self
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    model_id: str | None
+    status: str
+    progress: float
+    stage: str | None
+    preset: str | None
+    recipe: dict[str, Any]
+    input_shapes: dict[str, Any] | None
+    benchmark: dict[str, Any] = Field(validation_alias="benchmark_options")
+    error: JobError | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    output_model_id: str | None
+    metrics: dict[str, Any] | None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class JobReport(BaseModel):
+    job_id: str
+    status: str
+    passes: list[dict[str, Any]]
+    metrics: dict[str, Any] | None
+
+
+class PresetOut(BaseModel):
+    name: str
+    description: str
+    recipe: dict[str, Any]
+
+
+class PresetList(BaseModel):
+    items: list[PresetOut]

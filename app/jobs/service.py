@@ -1,0 +1,126 @@
+"""Domain operations on jobs; services flush, the caller's unit of work commits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app.compression import inputs as model_inputs
+from app.compression.analysis import TensorSpec
+from app.compression.recipes import PRESETS, Recipe, expand_preset
+from app.db import call_after_commit, session_scope, utcnow
+from app.errors import InvalidRecipeError, InvalidRequestError, NotFoundError
+from app.jobs import queue, repository
+from app.jobs.lifecycle import TERMINAL_STATES, JobStatus
+from app.jobs.schemas import JobCreate, JobOut, JobReport, PresetOut
+from app.jobs.tables import JobTable
+from app.onnx_models import service as models_service
+from app.settings import get_settings
+
+
+def list_presets() -> list[PresetOut]:
+    """Every preset with the recipe it expands to."""
+    return [
+        PresetOut(name=name, description=p["description"], recipe=expand_preset(name).model_dump())
+        for name, p in PRESETS.items()
+    ]
+
+
+def _recipe_from_request(body: JobCreate) -> Recipe:
+    if body.preset is not None:
+        if body.preset not in PRESETS:
+            raise InvalidRecipeError(
+                f"preset: unknown preset {body.preset!r}; known: {', '.join(sorted(PRESETS))}",
+                field="preset",
+            )
+        return expand_preset(body.preset)
+    try:
+        return Recipe.model_validate(body.recipe)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(["recipe", *(str(part) for part in first["loc"])])
+        raise InvalidRecipeError(
+            f"{field}: {first['msg']}",
+            field=field,
+            errors=[{"loc": ["recipe", *e["loc"]], "msg": e["msg"]} for e in exc.errors()],
+        ) from exc
+
+
+def create_job(session: Session, tenant_id: str, body: JobCreate) -> JobTable:
+    """Validate and record a job; it is sent to the worker once the transaction commits."""
+    model = models_service.get(session, tenant_id, body.model_id)
+    recipe = _recipe_from_request(body)
+    for field in ("calibration_dataset_id", "eval_dataset_id"):
+        if getattr(body, field) is not None:
+            raise NotFoundError(f"{field}: no dataset with id {getattr(body, field)!r}")
+    if body.input_shapes is not None:
+        specs = [TensorSpec.model_validate(spec) for spec in model.inputs]
+        try:
+            model_inputs.resolve_input_shapes(
+                specs, body.input_shapes, get_settings().default_symbolic_dim
+            )
+        except ValueError as exc:
+            raise InvalidRequestError(f"input_shapes: {exc}") from exc
+    job = repository.add(
+        session,
+        JobTable(
+            tenant_id=tenant_id,
+            model_id=model.id,
+            status=JobStatus.QUEUED.value,
+            progress=0.0,
+            preset=body.preset,
+            recipe=recipe.model_dump(mode="json"),
+            input_shapes=body.input_shapes,
+            benchmark_options=body.benchmark.model_dump(),
+            attempts=0,
+        ),
+    )
+    job_id = job.id
+    call_after_commit(session, lambda: queue.enqueue(session_scope, job_id))
+    return job
+
+
+def get(session: Session, tenant_id: str, job_id: str) -> JobTable:
+    """The job, or NotFoundError (also for another tenant's job)."""
+    job = repository.get(session, job_id, tenant_id)
+    if job is None:
+        raise NotFoundError(f"no job with id {job_id!r}")
+    return job
+
+
+def cancel(session: Session, tenant_id: str, job_id: str) -> JobTable:
+    """Cancel a queued or running job; a finished job is returned unchanged."""
+    job = get(session, tenant_id, job_id)
+    while job.status not in TERMINAL_STATES:
+        current = JobStatus(job.status)
+        if repository.transition(
+            session, job.id, current, JobStatus.CANCELED, finished_at=utcnow(), stage="canceled"
+        ):
+            break
+        session.refresh(job)  # it moved on under us: look again
+    session.refresh(job)
+    return job
+
+
+def report(session: Session, tenant_id: str, job_id: str) -> JobReport:
+    """The per-pass report of a job, as far as it got."""
+    job = get(session, tenant_id, job_id)
+    passes: list[dict[str, Any]] = (job.report or {}).get("passes", [])
+    return JobReport(job_id=job.id, status=job.status, passes=passes, metrics=job.metrics)
+
+
+def to_out(job: JobTable) -> JobOut:
+    out = JobOut.model_validate(job)
+    out.warnings = list((job.report or {}).get("warnings", []))
+    return out
+
+
+def sweep_outbox(min_age_s: float = 10.0) -> int:
+    """Send queued jobs that never reached the broker; returns how many were sent."""
+    session: Session
+    for session in session_scope():
+        ids = repository.list_unenqueued_ids(session, utcnow() - timedelta(seconds=min_age_s))
+    return sum(queue.enqueue(session_scope, job_id) for job_id in ids)

@@ -1,0 +1,46 @@
+"""The jobs table: the source of truth for every job's state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, IdMixin
+from app.jobs.lifecycle import JobStatus
+from app.onnx_models.tables import DEFAULT_TENANT
+
+
+class JobTable(IdMixin, Base):
+    __tablename__ = "jobs"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), index=True, default=DEFAULT_TENANT, server_default=text(f"'{DEFAULT_TENANT}'")
+    )
+    model_id: Mapped[str | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.QUEUED.value)
+    stage: Mapped[str | None] = mapped_column(String(64))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    preset: Mapped[str | None] = mapped_column(String(64))
+    recipe: Mapped[dict[str, Any]]
+    input_shapes: Mapped[dict[str, Any] | None]
+    benchmark_options: Mapped[dict[str, Any]]
+    calibration_dataset_id: Mapped[str | None] = mapped_column(String(36))
+    eval_dataset_id: Mapped[str | None] = mapped_column(String(36))
+    error: Mapped[dict[str, Any] | None]
+    metrics: Mapped[dict[str, Any] | None]
+    report: Mapped[dict[str, Any] | None]
+    output_model_id: Mapped[str | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the task reached the broker; NULL means it still has to be sent (outbox).
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Touched by the worker while it runs the job: a stale heartbeat means a vanished worker.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,37 @@
+"""The FastAPI application: routers, error handlers, the web form."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from app import health
+from app.errors import install_error_handlers
+from app.jobs.router import router as jobs_router
+from app.onnx_models.router import router as models_router
+from app.settings import get_settings
+from app.web.router import mount_static
+from app.web.router import router as web_router
+
+
+def create_app() -> FastAPI:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    if settings.is_embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = FastAPI(
+        title="ModelPress",
+        version="0.1.0",
+        description="Compression as a service for ONNX models: upload, compress, benchmark.",
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(models_router)
+    app.include_router(jobs_router)
+    app.include_router(web_router)
+    mount_static(app)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Uploaded and produced ONNX models: upload, inspect, list, download, delete."""

@@ -1,0 +1,38 @@
+"""Request and response shapes of the models API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TensorSpecOut(BaseModel):
+    name: str
+    dtype: str
+    shape: list[int | str] = Field(description="Dims; a string is a symbolic dim such as 'batch'.")
+
+
+class ModelOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    sha256: str
+    size_bytes: int
+    format: str
+    ir_version: int
+    opset: int
+    producer: str | None
+    inputs: list[TensorSpecOut]
+    outputs: list[TensorSpecOut]
+    op_counts: dict[str, int]
+    param_count: int
+    parent_id: str | None
+    job_id: str | None
+    created_at: datetime
+
+
+class ModelList(BaseModel):
+    items: list[ModelOut]
+    next_cursor: str | None

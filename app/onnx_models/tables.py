@@ -1,0 +1,38 @@
+"""The models table: one row per stored ONNX model, uploaded or produced by a job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, IdMixin
+
+DEFAULT_TENANT = "default"
+
+
+class ModelTable(IdMixin, Base):
+    __tablename__ = "models"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), index=True, default=DEFAULT_TENANT, server_default=text(f"'{DEFAULT_TENANT}'")
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(512))
+    format: Mapped[str] = mapped_column(String(16), default="onnx")
+    ir_version: Mapped[int] = mapped_column(Integer)
+    opset: Mapped[int] = mapped_column(Integer)
+    producer: Mapped[str | None] = mapped_column(String(255))
+    inputs: Mapped[list[Any]]
+    outputs: Mapped[list[Any]]
+    op_counts: Mapped[dict[str, Any]]
+    param_count: Mapped[int] = mapped_column(BigInteger)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL"), index=True
+    )
+    # The job that produced this model. A plain column, not a foreign key: jobs already points
+    # at models, and job rows are never deleted, so the cycle would buy nothing.
+    job_id: Mapped[str | None] = mapped_column(String(36), index=True)

@@ -1,0 +1,160 @@
+"""Receive a multipart upload as a stream: to a temp file, hashed and size-capped on the way."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from app.errors import InvalidRequestError, ModelTooLargeError, ProblemError
+
+MAX_FIELD_BYTES = 64 * 1024
+# Room for the multipart envelope (boundaries, part headers, small fields) around the file.
+ENVELOPE_ALLOWANCE = 1024 * 1024
+
+
+class UnsupportedMediaTypeError(ProblemError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+@dataclass
+class ReceivedFile:
+    path: Path
+    filename: str
+    size_bytes: int
+    sha256: str
+
+
+@dataclass
+class ReceivedForm:
+    fields: dict[str, str] = field(default_factory=dict)
+    file: ReceivedFile | None = None
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.path.unlink(missing_ok=True)
+
+
+class _PartSink:
+    """Collects one multipart part: headers, then bytes to a file (the upload) or memory."""
+
+    def __init__(self, form: ReceivedForm, file_field: str, max_file_bytes: int, tmp_dir: Path):
+        self.form, self.file_field, self.max_file_bytes, self.tmp_dir = (
+            form,
+            file_field,
+            max_file_bytes,
+            tmp_dir,
+        )
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name = ""
+        self._filename: str | None = None
+        self._buffer = bytearray()
+        self._out: IO[bytes] | None = None
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda d, s, e: self._add("_header_field", d[s:e]),
+            "on_header_value": lambda d, s, e: self._add("_header_value", d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _add(self, attr: str, data: bytes) -> None:
+        setattr(self, attr, getattr(self, attr) + data)
+
+    def _part_begin(self) -> None:
+        self._headers, self._buffer, self._filename, self._out = {}, bytearray(), None, None
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field, self._header_value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        raw_filename = options.get(b"filename")
+        self._filename = (
+            raw_filename.decode("utf-8", "replace") if raw_filename is not None else None
+        )
+        if self._name == self.file_field and self._filename is not None:
+            if self.form.file is not None:
+                raise InvalidRequestError(f"{self.file_field}: send exactly one file")
+            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="upload-", suffix=".part")
+            self._out = open(fd, "wb")  # noqa: SIM115 - closed in _part_end or by the caller
+            self.form.file = ReceivedFile(Path(tmp), Path(self._filename).name, 0, "")
+            self._hash, self._size = hashlib.sha256(), 0
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._out is not None:
+            self._size += len(chunk)
+            if self._size > self.max_file_bytes:
+                raise ModelTooLargeError(
+                    f"the upload exceeds the limit of {self.max_file_bytes} bytes",
+                    limit_bytes=self.max_file_bytes,
+                )
+            self._hash.update(chunk)
+            self._out.write(chunk)
+            return
+        self._buffer += chunk
+        if len(self._buffer) > MAX_FIELD_BYTES:
+            raise InvalidRequestError(
+                f"{self._name}: form field longer than {MAX_FIELD_BYTES} bytes"
+            )
+
+    def _part_end(self) -> None:
+        if self._out is not None and self.form.file is not None:
+            self._out.close()
+            self._out = None
+            self.form.file.size_bytes = self._size
+            self.form.file.sha256 = self._hash.hexdigest()
+        elif self._name:
+            self.form.fields[self._name] = self._buffer.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+
+
+async def receive_multipart(
+    request: Request, *, file_field: str, max_file_bytes: int, tmp_dir: Path
+) -> ReceivedForm:
+    """Parse the request body as it arrives; the file never sits whole in memory."""
+    content_type, params = parse_options_header(request.headers.get("content-type"))
+    boundary = params.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise UnsupportedMediaTypeError("send the model as multipart/form-data with a 'file' part")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_file_bytes + ENVELOPE_ALLOWANCE:
+        raise ModelTooLargeError(
+            f"the upload exceeds the limit of {max_file_bytes} bytes", limit_bytes=max_file_bytes
+        )
+    form = ReceivedForm()
+    sink = _PartSink(form, file_field, max_file_bytes, tmp_dir)
+    parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as exc:
+        sink.close()
+        form.discard()
+        raise InvalidRequestError(f"malformed multipart body: {exc}") from exc
+    except BaseException:
+        sink.close()
+        form.discard()
+        raise
+    return form

@@ -1,0 +1,65 @@
+"""Runtime settings, read from MODELPRESS_* environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELPRESS_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".modelpress-data"),
+        description="Folder for the embedded default: SQLite database, broker and model files.",
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means SQLite inside data_dir."
+    )
+    storage_url: str = Field(
+        default="", description="s3://bucket/prefix or file:///path; empty means data_dir/storage."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, moto); None for AWS."
+    )
+    s3_region: str = "us-east-1"
+    broker_url: str = Field(
+        default="", description="Celery broker; empty means kombu's SQLAlchemy transport on SQLite."
+    )
+    queue_name: str = Field(default="modelpress", description="Celery queue for compression jobs.")
+
+    max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest accepted upload.")
+    job_time_limit_s: int = Field(default=1800, description="Hard wall-time limit of one job.")
+    default_symbolic_dim: int = Field(
+        default=1, description="Value given to a symbolic input dim that input_shapes leaves open."
+    )
+    benchmark_runs: int = 50
+    benchmark_warmup: int = 5
+    benchmark_threads: int = 1
+    benchmark_time_budget_s: float = Field(
+        default=30.0, description="Upper bound on the timed part of one benchmark."
+    )
+    presign_downloads: bool = Field(
+        default=False, description="Answer downloads from S3 with a redirect to a presigned URL."
+    )
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> "Settings":
+        data_dir = self.data_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{data_dir / 'modelpress.db'}"
+        if not self.storage_url:
+            self.storage_url = (data_dir / "storage").as_uri()
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{data_dir / 'broker.db'}"
+        return self
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,59 @@
+"""The storage interface every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def iter_stream(stream: BinaryIO) -> Iterator[bytes]:
+    """Read an open object in chunks (for HTTP responses), closing it at the end."""
+    with stream:
+        while chunk := stream.read(CHUNK_SIZE):
+            yield chunk
+
+
+class StorageError(Exception):
+    """The backing store failed (unreachable, denied, missing object)."""
+
+
+class Storage(ABC):
+    """Keys are relative POSIX paths such as `uploads/<id>/model.onnx`."""
+
+    @abstractmethod
+    def put_file(self, key: str, path: Path) -> None:
+        """Store the file at `path` under `key`, replacing any object there."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A readable binary stream of the object."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing object is not an error."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under `key`."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Size of the object in bytes."""
+
+    def presign(self, key: str, expires_s: int = 3600) -> str | None:
+        """A time-limited URL a client can fetch directly, or None when the backend has none."""
+        return None
+
+    def download_to(self, key: str, path: Path) -> None:
+        """Copy the object to a local file without holding it in memory."""
+        with self.open(key) as src, path.open("wb") as dst:
+            while chunk := src.read(CHUNK_SIZE):
+                dst.write(chunk)
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise StorageError when the backend cannot be reached."""

@@ -1,0 +1,96 @@
+"""S3 or any S3-compatible store (MinIO, moto) through boto3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.storage.base import Storage, StorageError
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+class S3Storage(Storage):
+    def __init__(
+        self, *, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str
+    ) -> None:
+        if not bucket:
+            raise ValueError("an s3:// storage URL needs a bucket: s3://bucket/prefix")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        # Standard retry mode backs off on throttling and 5xx; a few attempts, then a clear error.
+        config = Config(
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+            s3={"addressing_style": "path"},
+        )
+        self.client: Any = boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region, config=config
+        )
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_file(self, key: str, path: Path) -> None:
+        try:
+            # upload_file switches to multipart for large files and streams from disk.
+            self.client.upload_file(str(path), self.bucket, self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 upload of {key!r} failed: {exc}") from exc
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            raise StorageError(f"S3 read of {key!r} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 read of {key!r} failed: {exc}") from exc
+        return cast(BinaryIO, response["Body"])
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 delete of {key!r} failed: {exc}") from exc
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return cast(
+                dict[str, Any], self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return None
+            raise StorageError(f"S3 head of {key!r} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 head of {key!r} failed: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def size(self, key: str) -> int:
+        head = self._head(key)
+        if head is None:
+            raise StorageError(f"no object under {key!r}")
+        return int(head["ContentLength"])
+
+    def presign(self, key: str, expires_s: int = 3600) -> str | None:
+        return cast(
+            str,
+            self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=expires_s,
+            ),
+        )
+
+    def ping(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 bucket {self.bucket!r} unreachable: {exc}") from exc

@@ -1,0 +1,42 @@
+"""Route for the web form and the mount for its static files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from app.compression.recipes import PRESETS
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+DEFAULT_PRESET = "int8-dynamic"
+
+# Autoescape explicitly on: preset descriptions are data, never trusted markup.
+_env = Environment(
+    loader=FileSystemLoader(WEB_DIR / "templates"),
+    autoescape=select_autoescape(["html"], default=True),
+)
+
+router = APIRouter()
+
+
+def render_index() -> str:
+    """The form page as HTML, with every preset as an option."""
+    presets = [{"name": name, "description": p["description"]} for name, p in PRESETS.items()]
+    default = DEFAULT_PRESET if DEFAULT_PRESET in PRESETS else next(iter(PRESETS), "")
+    return _env.get_template("index.html").render(presets=presets, default_preset=default)
+
+
+@router.get("/", include_in_schema=False, response_class=HTMLResponse)
+def index() -> HTMLResponse:
+    """Serve the web form."""
+    return HTMLResponse(render_index())
+
+
+def mount_static(app: FastAPI) -> None:
+    """Serve app.js and style.css at /static."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,87 @@
+"""The whole service as real processes: uvicorn (API) and a Celery worker, on real services."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class LiveStack:
+    env: dict[str, str]
+    log_dir: Path
+    port: int
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def start_api(self) -> None:
+        self._spawn(
+            "api",
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning"],
+        )
+        self._wait_ready()
+
+    def start_worker(self) -> None:
+        self._spawn(
+            "worker",
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+             "--pool=prefork", "--concurrency=1", "--loglevel=INFO",
+             "-Q", self.env["MODELPRESS_QUEUE_NAME"], "-n", f"test-{os.getpid()}@%h"],
+        )
+
+    def _wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.procs["api"].poll() is not None:
+                raise RuntimeError(f"the API exited early:\n{self.logs('api')}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"the API did not start:\n{self.logs('api')}")
+
+    def logs(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace")[-8000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def wait_for_job(self, client: httpx.Client, job_id: str, timeout_s: float = 180.0) -> Any:
+        """Poll a job like a script would, until it ends."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            if job["status"] in {"succeeded", "failed", "canceled"}:
+                return job
+            time.sleep(0.3)
+        raise TimeoutError(
+            f"job {job_id} did not end in {timeout_s} s:\n{self.logs('worker')}"
+        )

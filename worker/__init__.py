@@ -1,0 +1,1 @@
+"""The Celery worker: the app and thin tasks that call into `app/`."""
