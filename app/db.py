@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -100,8 +101,9 @@ def _after_rollback(session: Session, previous_transaction: Any) -> None:
         _run_callbacks(session, AFTER_ROLLBACK_KEY, AFTER_COMMIT_KEY)
 
 
+@contextmanager
 def session_scope() -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success (also on an early return), roll back on any error."""
     session = get_sessionmaker()()
     try:
         yield session

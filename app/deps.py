@@ -16,7 +16,8 @@ from app.storage import Storage, get_storage
 
 def get_session() -> Iterator[Session]:
     """The request's transaction: committed when the handler returns, rolled back if it raises."""
-    yield from session_scope()
+    with session_scope() as session:
+        yield session
 
 
 def get_tenant_id() -> str:

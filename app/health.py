@@ -61,7 +61,7 @@ def readyz() -> JSONResponse:
 def metrics() -> str:
     """Job counts by status, in Prometheus text format."""
     lines = ["# HELP modelpress_jobs Jobs by status.", "# TYPE modelpress_jobs gauge"]
-    for session in session_scope():
+    with session_scope() as session:
         rows = session.execute(select(JobTable.status, func.count()).group_by(JobTable.status))
         for status_name, count in rows:
             lines.append(f'modelpress_jobs{{status="{status_name}"}} {count}')

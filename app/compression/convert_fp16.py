@@ -55,8 +55,9 @@ def _float_tensors(model: ModelProto) -> tuple[int, int, int]:
 
 def _consumed_names(node: NodeProto) -> list[str]:
     # A node with subgraphs also depends on outer-scope values its subgraphs read.
-    from app.compression.analysis import iter_graphs
     from onnx import AttributeProto
+
+    from app.compression.analysis import iter_graphs
 
     names = list(node.input)
     for attr in node.attribute:
@@ -108,6 +109,7 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
         from app.compression.analysis import model_size_bytes, weight_bytes
 
         warnings: list[str] = []
+        large = model_size_bytes(input_path) > _EXTERNAL_DATA_THRESHOLD
         model = onnx.load(str(input_path))
         tensors_before, big, tiny = _float_tensors(model)
         if tensors_before == 0:
@@ -115,7 +117,6 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
                 "nothing_to_convert", "the model has no float32 weights to convert to float16"
             )
         weights_before = weight_bytes(model)
-        large = model_size_bytes(input_path) > _EXTERNAL_DATA_THRESHOLD
         if large:
             # In-memory shape inference stops at 2 GiB protobufs; the converter copes without.
             warnings.append("model over 1.8 GiB: converted without shape inference")

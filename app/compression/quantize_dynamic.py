@@ -95,7 +95,11 @@ def _gather_8bit(model: ModelProto) -> int:
 
     count = 0
     for graph in iter_graphs(model.graph):
-        small = {t.name for t in graph.initializer if t.data_type in (TensorProto.INT8, TensorProto.UINT8)}
+        small = {
+            t.name
+            for t in graph.initializer
+            if t.data_type in (TensorProto.INT8, TensorProto.UINT8)
+        }
         count += sum(1 for n in graph.node if n.op_type == "Gather" and n.input[0] in small)
     return count
 
@@ -107,14 +111,18 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
     type = "quantize_dynamic"
     config_cls = QuantizeDynamicConfig
 
-    def run(
-        self, input_path: Path, config: QuantizeDynamicConfig, output_path: Path
-    ) -> PassReport:
+    def run(self, input_path: Path, config: QuantizeDynamicConfig, output_path: Path) -> PassReport:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.registry import IntegerOpsRegistry
 
-        from app.compression.analysis import count_ops, load_proto, model_size_bytes, weight_bytes
+        from app.compression.analysis import (
+            count_ops,
+            iter_graphs,
+            load_proto,
+            model_size_bytes,
+            weight_bytes,
+        )
 
         warnings: list[str] = []
         # ORT's IntegerOps registry has no Gemm: in dynamic mode its quantizer first rewrites
@@ -148,6 +156,9 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
 
         model = onnx.load(str(input_path))
         _name_unnamed_nodes(model)
+        unknown = sorted(excluded - {n.name for g in iter_graphs(model.graph) for n in g.node})
+        if unknown:
+            warnings.append(f"nodes_to_exclude names no node of the model: {unknown}")
         gemms = _node_names(model, "Gemm")
         if "Gemm" in targets:
             excluded |= {f"{name}_MatMul" for name in gemms if name in excluded}
@@ -183,17 +194,18 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
             quantized += _gather_8bit(after_proto) - _gather_8bit(load_proto(input_path))
         if quantized <= 0:
             output_path.unlink(missing_ok=True)
+            output_path.with_name(f"{output_path.name}.data").unlink(missing_ok=True)
             raise PassError(
                 "nothing_to_quantize",
                 f"none of the {candidates} {'/'.join(targets)} nodes could be quantized: ORT "
-                "quantizes MatMul/Gemm only when the weight input is a constant initializer, "
-                "and excluded nodes stay float.",
+                "quantizes MatMul/Gemm only when the weight input is a constant initializer "
+                "(Gemm only with alpha = beta = 1 and transA = 0), and excluded nodes stay float.",
             )
         left = sum(1 for n in _node_names(after_proto, "MatMul") if n not in excluded)
-        if left:
+        if left and "MatMul" in ort_ops:
             warnings.append(
-                f"{left} MatMul node(s) stay float: excluded, or both inputs are activations "
-                "(e.g. attention scores), which dynamic quantization does not cover"
+                f"{left} MatMul node(s) stay float: ORT quantizes a MatMul only when its weight "
+                "input is a constant initializer (not e.g. attention-score MatMuls)"
             )
         relevant = set(targets) | set(QUANTIZED_OPS) | {"DynamicQuantizeLinear"}
         weights_after = weight_bytes(after_proto)

@@ -68,7 +68,6 @@ def enqueue(session_factory: Any, job_id: str) -> bool:
         # The job row is committed with enqueued_at NULL: the outbox sweep sends it later.
         log.warning("could not enqueue job %s (%s); it stays in the outbox", job_id, exc)
         return False
-    session: Session
-    for session in session_factory():
+    with session_factory() as session:
         repository.mark_enqueued(session, job_id, utcnow())
     return True

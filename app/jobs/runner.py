@@ -50,7 +50,7 @@ class JobSnapshot:
 
 
 def _start(job_id: str) -> JobSnapshot | None:
-    for session in session_scope():
+    with session_scope() as session:
         job = repository.get(session, job_id)
         if job is None:
             log.warning("job %s does not exist; dropping its task", job_id)
@@ -92,7 +92,7 @@ def _start(job_id: str) -> JobSnapshot | None:
 
 
 def _progress(job_id: str, stage: str, progress: float) -> None:
-    for session in session_scope():
+    with session_scope() as session:
         if not repository.report_progress(session, job_id, stage, progress):
             raise JobCanceled(job_id)
 
@@ -111,7 +111,7 @@ def _fail_in(session: Any, job_id: str, code: str, message: str) -> None:
 
 def fail(job_id: str, code: str, message: str) -> None:
     """Record a failure; a job that is no longer running is left as it is."""
-    for session in session_scope():
+    with session_scope() as session:
         _fail_in(session, job_id, code, message)
 
 
@@ -152,7 +152,7 @@ def _finish(
     try:
         _record_success(snap, storage, output, key, reports, metrics, warnings)
     except JobCanceled:
-        for session in session_scope():
+        with session_scope() as session:
             if models_repository.count_with_storage_key(session, key) == 0:
                 storage.delete(key)
         raise
@@ -167,7 +167,7 @@ def _record_success(
     metrics: dict[str, Any],
     warnings: list[str],
 ) -> None:
-    for session in session_scope():
+    with session_scope() as session:
         model = models_repository.get_by_job(session, snap.job_id) or models_service.record_output(
             session,
             storage,

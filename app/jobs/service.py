@@ -120,7 +120,6 @@ def to_out(job: JobTable) -> JobOut:
 
 def sweep_outbox(min_age_s: float = 10.0) -> int:
     """Send queued jobs that never reached the broker; returns how many were sent."""
-    session: Session
-    for session in session_scope():
+    with session_scope() as session:
         ids = repository.list_unenqueued_ids(session, utcnow() - timedelta(seconds=min_age_s))
     return sum(queue.enqueue(session_scope, job_id) for job_id in ids)

@@ -92,9 +92,15 @@ def _bad_model_without_check() -> bytes:
         ("text", lambda m: b"name,score\nalice,3\nbob,4\n" * 20),
         ("truncated", lambda m: m.read_bytes()[: m.stat().st_size // 2]),
         ("empty", lambda m: b""),
-        ("tensor", lambda m: numpy_helper.from_array(np.ones((3, 4), "f4"), "t").SerializeToString()),
+        (
+            "tensor",
+            lambda m: numpy_helper.from_array(np.ones((3, 4), "f4"), "t").SerializeToString(),
+        ),
         ("ir_version_only", lambda m: b"\x08\x07"),
-        ("no_nodes", lambda m: helper.make_model(helper.make_graph([], "g", [], [])).SerializeToString()),
+        (
+            "no_nodes",
+            lambda m: helper.make_model(helper.make_graph([], "g", [], [])).SerializeToString(),
+        ),
         ("checker_fails", lambda m: _bad_model_without_check()),
     ],
 )

@@ -28,15 +28,28 @@ def test_latency_stats_two_and_one_samples() -> None:
     two = latency_stats([2.0, 4.0])
     assert (two["p50"], two["p90"], two["mean"]) == pytest.approx((3.0, 3.8, 3.0))
     assert two["std"] == pytest.approx(math.sqrt(2.0))
-    assert latency_stats([5.0]) == {"p50": 5.0, "p90": 5.0, "p99": 5.0, "mean": 5.0, "std": 0.0, "cv": 0.0}
+    assert latency_stats([5.0]) == {
+        "p50": 5.0,
+        "p90": 5.0,
+        "p99": 5.0,
+        "mean": 5.0,
+        "std": 0.0,
+        "cv": 0.0,
+    }
     with pytest.raises(ValueError):
         latency_stats([])
 
 
 def test_benchmark_pair_block(mlp_path: Path) -> None:
     metrics = benchmark_pair(
-        mlp_path, mlp_path, input_shapes={"input": [2, 256]}, runs=5, warmup=1, threads=1,
-        time_budget_s=5.0, fidelity_samples=2,
+        mlp_path,
+        mlp_path,
+        input_shapes={"input": [2, 256]},
+        runs=5,
+        warmup=1,
+        threads=1,
+        time_budget_s=5.0,
+        fidelity_samples=2,
     )
     json.dumps(metrics, allow_nan=False)
     for side in ("original", "compressed"):
@@ -45,7 +58,10 @@ def test_benchmark_pair_block(mlp_path: Path) -> None:
         assert metrics[side]["runs"] == 5 and metrics[side]["load_ms"] > 0
     assert metrics["compression_ratio"] == 1.0
     assert metrics["fidelity"] == {
-        "max_abs_error": 0.0, "mean_abs_error": 0.0, "cosine_similarity": 1.0, "samples": 2
+        "max_abs_error": 0.0,
+        "mean_abs_error": 0.0,
+        "cosine_similarity": 1.0,
+        "samples": 2,
     }
     assert metrics["host"]["cores"] == 1
     assert metrics["host"]["provider"] == "CPUExecutionProvider"
@@ -55,8 +71,14 @@ def test_benchmark_pair_block(mlp_path: Path) -> None:
 def test_time_budget_bounds_runs_and_slower_model_warns(mlp_path: Path, tmp_path: Path) -> None:
     slow = build_mlp(tmp_path / "slow.onnx", sizes=(256, 2048, 2048, 256), seed=1)
     metrics = benchmark_pair(
-        mlp_path, slow, input_shapes=None, runs=1000, warmup=0, threads=1,
-        time_budget_s=0.0, fidelity_samples=1,
+        mlp_path,
+        slow,
+        input_shapes=None,
+        runs=1000,
+        warmup=1,
+        threads=1,
+        time_budget_s=0.0,
+        fidelity_samples=1,
     )
     assert metrics["original"]["runs"] == metrics["compressed"]["runs"] == 1
     assert metrics["compression_ratio"] < 1
@@ -67,6 +89,11 @@ def test_time_budget_bounds_runs_and_slower_model_warns(mlp_path: Path, tmp_path
 def test_bad_input_shapes(mlp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown input"):
         benchmark_pair(
-            mlp_path, mlp_path, input_shapes={"x": [1]}, runs=1, warmup=0, threads=1,
+            mlp_path,
+            mlp_path,
+            input_shapes={"x": [1]},
+            runs=1,
+            warmup=0,
+            threads=1,
             time_budget_s=1.0,
         )
