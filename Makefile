@@ -6,7 +6,7 @@ PORT ?= 8000
 SHELL := /bin/bash
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint format services bench clean
+.PHONY: install run test lint format services browser bench clean
 
 install: $(VENV)/.installed
 
@@ -23,10 +23,14 @@ services:
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done; echo "Postgres or Redis did not start" >&2; exit 1
 
+# Debian's Chromium for the browser test of the web form (Playwright drives it, no download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -q && apt-get install -y -q chromium) >/dev/null 2>&1 || echo "could not install chromium: the browser test will be skipped" >&2; }
+
 run: install
 	PORT=$(PORT) $(VENV)/bin/modelpress serve --port $(PORT)
 
-test: install services
+test: install services browser
 	$(PY) -m pytest
 
 lint: install

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -70,12 +70,12 @@ AFTER_COMMIT_KEY = "after_commit"
 AFTER_ROLLBACK_KEY = "after_rollback"
 
 
-def call_after_commit(session: Session, callback: Callable[[], None]) -> None:
+def call_after_commit(session: Session, callback: Callable[[], object]) -> None:
     """Run callback once the transaction commits (enqueue a task, delete a released object)."""
     session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
 
 
-def call_after_rollback(session: Session, callback: Callable[[], None]) -> None:
+def call_after_rollback(session: Session, callback: Callable[[], object]) -> None:
     """Run callback if the transaction rolls back (remove an object stored for a lost row)."""
     session.info.setdefault(AFTER_ROLLBACK_KEY, []).append(callback)
 

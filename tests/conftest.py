@@ -88,7 +88,9 @@ def db_session(database_url: str) -> Iterator[Session]:
     engine = create_engine(database_url)
     connection = engine.connect()
     outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
     yield session
     session.close()
     outer.rollback()
@@ -131,10 +133,8 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
 
 
 @pytest.fixture(scope="session")
-def live_stack(
-    tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str
-) -> Iterator[LiveStack]:
-    """API and worker processes on Postgres, Redis and S3 over HTTP, with a database of their own."""
+def live_stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> Iterator[LiveStack]:
+    """API and worker processes on Postgres, Redis and S3 over HTTP, with their own database."""
     live_db = f"{TEST_DB}_live"
     _admin(f'DROP DATABASE IF EXISTS "{live_db}" WITH (FORCE)')
     _admin(f'CREATE DATABASE "{live_db}"')

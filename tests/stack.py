@@ -35,17 +35,39 @@ class LiveStack:
     def start_api(self) -> None:
         self._spawn(
             "api",
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
         )
         self._wait_ready()
 
     def start_worker(self) -> None:
         self._spawn(
             "worker",
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-             "--pool=prefork", "--concurrency=1", "--loglevel=INFO",
-             "-Q", self.env["MODELPRESS_QUEUE_NAME"], "-n", f"test-{os.getpid()}@%h"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=1",
+                "--loglevel=INFO",
+                "-Q",
+                self.env["MODELPRESS_QUEUE_NAME"],
+                "-n",
+                f"test-{os.getpid()}@%h",
+            ],
         )
 
     def _wait_ready(self, timeout_s: float = 60.0) -> None:
@@ -82,6 +104,4 @@ class LiveStack:
             if job["status"] in {"succeeded", "failed", "canceled"}:
                 return job
             time.sleep(0.3)
-        raise TimeoutError(
-            f"job {job_id} did not end in {timeout_s} s:\n{self.logs('worker')}"
-        )
+        raise TimeoutError(f"job {job_id} did not end in {timeout_s} s:\n{self.logs('worker')}")

@@ -71,7 +71,9 @@ def test_int8_dynamic_job_compresses_an_mlp_end_to_end(
     assert [p["type"] for p in report["passes"]] == ["quantize_dynamic"]
 
 
-def test_fp16_job_halves_the_model(client: httpx.Client, live_stack: LiveStack, mlp_path: Path) -> None:
+def test_fp16_job_halves_the_model(
+    client: httpx.Client, live_stack: LiveStack, mlp_path: Path
+) -> None:
     model = _upload(client, mlp_path)
 
     job_id = client.post("/v1/jobs", json={"model_id": model["id"], "preset": "fp16"}).json()["id"]
@@ -100,12 +102,23 @@ def test_a_pass_that_cannot_apply_fails_the_job_with_a_code(
 
 def test_bad_input_gets_problems_and_the_server_keeps_serving(client: httpx.Client) -> None:
     cases = [
-        (client.post("/v1/models", files={"file": ("x.onnx", os.urandom(2048))}), 422, "invalid_model"),
-        (client.post("/v1/models", files={"file": ("x.onnx", b"not a model")}), 422, "invalid_model"),
+        (
+            client.post("/v1/models", files={"file": ("x.onnx", os.urandom(2048))}),
+            422,
+            "invalid_model",
+        ),
+        (
+            client.post("/v1/models", files={"file": ("x.onnx", b"not a model")}),
+            422,
+            "invalid_model",
+        ),
         (client.get("/v1/models/does-not-exist"), 404, "not_found"),
         (client.post("/v1/jobs", json={"model_id": "x", "preset": "nope"}), 404, "not_found"),
-        (client.post("/v1/models", files={"file": ("x.onnx", b"\0" * (33 * 1024 * 1024))}), 413,
-         "model_too_large"),
+        (
+            client.post("/v1/models", files={"file": ("x.onnx", b"\0" * (33 * 1024 * 1024))}),
+            413,
+            "model_too_large",
+        ),
     ]
 
     for response, status, code in cases:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 
 WORKER_STOP_TIMEOUT_S = 15.0
 
@@ -29,6 +31,17 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def _stop_when_worker_dies(worker: subprocess.Popen[bytes]) -> None:
+    # Without its worker the service would accept jobs that never run: stop loudly instead.
+    code = worker.wait()
+    if not _stopping.is_set():
+        print(f"the Celery worker exited with code {code}; stopping the server", file=sys.stderr)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_stopping = threading.Event()
+
+
 def serve(host: str, port: int) -> int:
     """Run the embedded stack until uvicorn exits or Ctrl-C; returns the exit code."""
     # Imported here so `modelpress compress` does not pay for (or need) the server stack.
@@ -43,6 +56,7 @@ def serve(host: str, port: int) -> int:
     upgrade_head()
 
     worker = subprocess.Popen(worker_command(settings.queue_name), env=os.environ.copy())
+    threading.Thread(target=_stop_when_worker_dies, args=(worker,), daemon=True).start()
     try:
         print(f"ModelPress is running: open http://{host}:{port}/ to compress a model", flush=True)
         # uvicorn handles SIGINT/SIGTERM itself and returns; finally then stops the worker.
@@ -50,5 +64,6 @@ def serve(host: str, port: int) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        _stopping.set()
         stop_worker(worker)
     return 0

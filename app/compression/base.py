@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -42,7 +43,7 @@ class CompressionPass(ABC, Generic[ConfigT]):
     """One technique. Subclasses set `type` and `config_cls` and register with @register_pass."""
 
     type: ClassVar[str]
-    config_cls: ClassVar[type[PassConfig]]
+    config_cls: ClassVar[builtins.type[PassConfig]]
 
     @abstractmethod
     def run(self, input_path: Path, config: ConfigT, output_path: Path) -> PassReport:

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 # Importing the pass modules registers them; none of them imports onnxruntime at import time.
-from app.compression import convert_fp16, quantize_dynamic  # noqa: F401
+import app.compression.convert_fp16
+import app.compression.quantize_dynamic  # noqa: F401
 from app.compression.base import PASS_REGISTRY, PassConfig
 
 _pass_configs = tuple(cls.config_cls for cls in PASS_REGISTRY.values())
@@ -21,7 +22,7 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    passes: list[AnyPassConfig] = Field(min_length=1, max_length=16)  # type: ignore[valid-type]
+    passes: list[AnyPassConfig] = Field(min_length=1, max_length=16)
 
     def configs(self) -> list[PassConfig]:
         return list(self.passes)

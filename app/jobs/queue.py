@@ -7,7 +7,6 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery
-from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.jobs import repository
@@ -21,7 +20,7 @@ RUN_JOB_TASK = "modelpress.run_job"
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings used by both the producer (API) and the worker."""
-    return {
+    config: dict[str, Any] = {
         "broker_url": settings.broker_url,
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -34,12 +33,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": settings.job_time_limit_s,
         "task_time_limit": settings.job_time_limit_s + 60,
-        # Redis redelivers an unacknowledged task after this long: longer than any job may run.
-        "broker_transport_options": {"visibility_timeout": settings.job_time_limit_s + 600},
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 5,
         "worker_hijack_root_logger": False,
     }
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        # Redis redelivers an unacknowledged task after this long: longer than any job may run.
+        config["broker_transport_options"] = {"visibility_timeout": settings.job_time_limit_s + 600}
+    return config
 
 
 @lru_cache

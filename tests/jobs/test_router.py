@@ -48,10 +48,14 @@ def test_create_job_from_a_recipe(api: Any, model_id: str) -> None:
     [
         ({"preset": "int3-magic"}, "preset"),
         ({"recipe": {"passes": [{"type": "teleport"}]}}, "recipe.passes.0"),
-        ({"recipe": {"passes": [{"type": "quantize_dynamic", "weight_type": "int2"}]}},
-         "recipe.passes.0.quantize_dynamic.weight_type"),
-        ({"recipe": {"passes": [{"type": "quantize_dynamic", "bogus": 1}]}},
-         "recipe.passes.0.quantize_dynamic.bogus"),
+        (
+            {"recipe": {"passes": [{"type": "quantize_dynamic", "weight_type": "int2"}]}},
+            "recipe.passes.0.quantize_dynamic.weight_type",
+        ),
+        (
+            {"recipe": {"passes": [{"type": "quantize_dynamic", "bogus": 1}]}},
+            "recipe.passes.0.quantize_dynamic.bogus",
+        ),
         ({"recipe": {"passes": []}}, "recipe.passes"),
     ],
 )
@@ -70,7 +74,11 @@ def test_bad_recipes_are_422_naming_the_field(
 def test_preset_and_recipe_together_are_refused(api: Any, model_id: str) -> None:
     response = api.post(
         "/v1/jobs",
-        json={"model_id": model_id, "preset": "fp16", "recipe": {"passes": [{"type": "convert_fp16"}]}},
+        json={
+            "model_id": model_id,
+            "preset": "fp16",
+            "recipe": {"passes": [{"type": "convert_fp16"}]},
+        },
     )
 
     assert response.status_code == 422
@@ -132,8 +140,11 @@ def test_deleting_a_model_with_an_active_job_is_409(api: Any, db_session: Sessio
 
 
 def test_unknown_job_is_404(api: Any) -> None:
-    for method, path in (("get", "/v1/jobs/nope"), ("post", "/v1/jobs/nope/cancel"),
-                         ("get", "/v1/jobs/nope/report")):
+    for method, path in (
+        ("get", "/v1/jobs/nope"),
+        ("post", "/v1/jobs/nope/cancel"),
+        ("get", "/v1/jobs/nope/report"),
+    ):
         response = getattr(api, method)(path)
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
