@@ -71,6 +71,14 @@ class ServiceUnavailableError(ProblemError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
+def _field_path(loc: Any) -> str:
+    """Dotted path of a validation error, without FastAPI's leading 'body'/'query'."""
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
 def problem_response(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {
         "type": f"https://modelpress.dev/problems/{code}",
@@ -101,14 +109,25 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            {
+                "loc": _field_path(err.get("loc", ())),
+                "msg": err.get("msg", ""),
+                "type": err.get("type"),
+            }
             for err in exc.errors()
         ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        field = ".".join(str(part) for part in first["loc"])
+        first = errors[0] if errors else {"loc": "", "msg": "invalid request"}
+        field = first["loc"]
+        detail = f"{field}: {first['msg']}" if field else str(first["msg"])
+        # A recipe is validated by the passes' own configs: its errors get their own code.
+        if field == "recipe" or field.startswith("recipe."):
+            return problem_response(
+                422, InvalidRecipeError.code, InvalidRecipeError.title,
+                detail, field=field, errors=errors,
+            )  # fmt: skip
         return problem_response(
-            422, "invalid_request", "Invalid request", f"{field}: {first['msg']}", errors=errors
-        )
+            422, "invalid_request", "Invalid request", detail, field=field, errors=errors,
+        )  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

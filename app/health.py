@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
-from app.db import get_engine, session_scope
+from app.db import get_engine
+from app.deps import SessionDep
 from app.jobs.queue import producer
 from app.jobs.tables import JobTable
 from app.storage import get_storage
@@ -57,12 +59,15 @@ def readyz() -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-def metrics() -> str:
+def job_counts_text(session: Session) -> str:
     """Job counts by status, in Prometheus text format."""
     lines = ["# HELP modelpress_jobs Jobs by status.", "# TYPE modelpress_jobs gauge"]
-    with session_scope() as session:
-        rows = session.execute(select(JobTable.status, func.count()).group_by(JobTable.status))
-        for status_name, count in rows:
-            lines.append(f'modelpress_jobs{{status="{status_name}"}} {count}')
+    rows = session.execute(select(JobTable.status, func.count()).group_by(JobTable.status))
+    lines += [f'modelpress_jobs{{status="{status}"}} {count}' for status, count in rows]
     return "\n".join(lines) + "\n"
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(session: SessionDep) -> str:
+    """Job counts by status, in Prometheus text format."""
+    return job_counts_text(session)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.compression.benchmark import benchmark_pair  # noqa: E402
-from app.compression.quantize_dynamic import QuantizeDynamicConfig, QuantizeDynamicPass  # noqa: E402
-from tests.builders import build_mlp  # noqa: E402
+from app.compression.benchmark import benchmark_pair
+from app.compression.quantize_dynamic import QuantizeDynamicConfig, QuantizeDynamicPass
+from tests.builders import build_mlp
 
 
 def main() -> int:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.compression.recipes import Recipe
+
 
 class BenchmarkOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -21,8 +23,8 @@ class JobCreate(BaseModel):
 
     model_id: str = Field(max_length=64)
     preset: str | None = Field(default=None, description="A preset name from GET /v1/presets.")
-    recipe: dict[str, Any] | None = Field(
-        default=None, description='{"passes": [{"type": "...", ...}]}; validated per pass type.'
+    recipe: Recipe | None = Field(
+        default=None, description="An ordered list of passes; each is validated by its config."
     )
     calibration_dataset_id: str | None = None
     eval_dataset_id: str | None = None
