@@ -27,6 +27,21 @@ class PassReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
+class PassContext(BaseModel):
+    """What a pass may need beyond its config: data and shapes from the job."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    calibration_path: Path | None = Field(
+        default=None, description="A validated .npz: arrays named after inputs, axis 0 = samples."
+    )
+    input_shapes: dict[str, list[int]] | None = Field(
+        default=None, description="Concrete shapes for inputs with symbolic dims."
+    )
+    default_dim: int = Field(default=1, description="Value of a symbolic dim left open.")
+    seed: int = Field(default=0, description="Seed of any synthetic data the pass draws.")
+
+
 class PassError(Exception):
     """A pass could not apply to this model; `code` is stable and lands in the job's error."""
 
@@ -46,7 +61,13 @@ class CompressionPass(ABC, Generic[ConfigT]):
     config_cls: ClassVar[builtins.type[PassConfig]]
 
     @abstractmethod
-    def run(self, input_path: Path, config: ConfigT, output_path: Path) -> PassReport:
+    def run(
+        self,
+        input_path: Path,
+        config: ConfigT,
+        output_path: Path,
+        context: PassContext | None = None,
+    ) -> PassReport:
         """Read the model at input_path, write the result to output_path, report the change."""
 
 

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from app.compression.base import CompressionPass, PassConfig, PassError, PassReport, register_pass
+from app.compression.base import (
+    CompressionPass,
+    PassConfig,
+    PassContext,
+    PassError,
+    PassReport,
+    register_pass,
+)
 
 if TYPE_CHECKING:
     from onnx import GraphProto, ModelProto, NodeProto
@@ -102,7 +109,13 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
     type = "convert_fp16"
     config_cls = ConvertFp16Config
 
-    def run(self, input_path: Path, config: ConvertFp16Config, output_path: Path) -> PassReport:
+    def run(
+        self,
+        input_path: Path,
+        config: ConvertFp16Config,
+        output_path: Path,
+        context: PassContext | None = None,
+    ) -> PassReport:
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
 

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from app.compression.base import CompressionPass, PassConfig, PassError, PassReport, register_pass
+from app.compression.base import (
+    CompressionPass,
+    PassConfig,
+    PassContext,
+    PassError,
+    PassReport,
+    register_pass,
+)
 
 if TYPE_CHECKING:
     from onnx import ModelProto
@@ -111,7 +118,13 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
     type = "quantize_dynamic"
     config_cls = QuantizeDynamicConfig
 
-    def run(self, input_path: Path, config: QuantizeDynamicConfig, output_path: Path) -> PassReport:
+    def run(
+        self,
+        input_path: Path,
+        config: QuantizeDynamicConfig,
+        output_path: Path,
+        context: PassContext | None = None,
+    ) -> PassReport:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.registry import IntegerOpsRegistry
