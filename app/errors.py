@@ -43,6 +43,18 @@ class ModelTooLargeError(ProblemError):
     status, code, title = 413, "model_too_large", "Upload too large"
 
 
+class InvalidDatasetError(ProblemError):
+    status, code, title = 422, "invalid_dataset", "Not a usable dataset"
+
+
+class DatasetTooLargeError(ProblemError):
+    status, code, title = 413, "dataset_too_large", "Upload too large"
+
+
+class DatasetMismatchError(ProblemError):
+    status, code, title = 422, "dataset_mismatch", "Dataset does not fit the model"
+
+
 class InvalidRecipeError(ProblemError):
     status, code, title = 422, "invalid_recipe", "Invalid recipe"
 
@@ -57,6 +69,10 @@ class ConflictError(ProblemError):
 
 class ModelInUseError(ProblemError):
     status, code, title = 409, "model_in_use", "Model in use"
+
+
+class DatasetInUseError(ProblemError):
+    status, code, title = 409, "dataset_in_use", "Dataset in use"
 
 
 class JobNotFinishedError(ProblemError):

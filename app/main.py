@@ -7,6 +7,8 @@ import logging
 from fastapi import FastAPI
 
 from app import health
+from app.benchmarks.router import router as benchmarks_router
+from app.datasets.router import router as datasets_router
 from app.errors import install_error_handlers
 from app.jobs.router import router as jobs_router
 from app.onnx_models.router import router as models_router
@@ -28,7 +30,9 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(models_router)
+    app.include_router(datasets_router)
     app.include_router(jobs_router)
+    app.include_router(benchmarks_router)
     app.include_router(web_router)
     mount_static(app)
     return app

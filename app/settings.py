@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         default="", description="Celery broker; empty means kombu's SQLAlchemy transport on SQLite."
     )
     queue_name: str = Field(default="modelpress", description="Celery queue for compression jobs.")
+    benchmark_queue_name: str = Field(
+        default="modelpress-benchmark",
+        description="Celery queue for benchmarks; its workers run one job at a time.",
+    )
 
     max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest accepted upload.")
     job_time_limit_s: int = Field(default=1800, description="Hard wall-time limit of one job.")

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from app.db import Base
+from app.datasets import tables as _datasets_tables  # noqa: F401 - registers the table
 from app.jobs import tables as _jobs_tables  # noqa: F401 - registers the table
 from app.onnx_models import tables as _models_tables  # noqa: F401 - registers the table
 from app.settings import get_settings

@@ -21,6 +21,7 @@ REDIS_URL = os.environ.get("MODELPRESS_TEST_REDIS", "redis://127.0.0.1:6379/15")
 os.environ["MODELPRESS_DATABASE_URL"] = f"{PG_ADMIN_URL}/{TEST_DB}"
 os.environ["MODELPRESS_BROKER_URL"] = REDIS_URL
 os.environ["MODELPRESS_QUEUE_NAME"] = f"modelpress-test-{os.getpid()}"
+os.environ["MODELPRESS_BENCHMARK_QUEUE_NAME"] = f"modelpress-test-benchmark-{os.getpid()}"
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -146,6 +147,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> It
         "MODELPRESS_STORAGE_URL": "s3://modelpress-live/models",
         "MODELPRESS_S3_ENDPOINT_URL": s3_endpoint,
         "MODELPRESS_QUEUE_NAME": f"modelpress-live-{os.getpid()}",
+        "MODELPRESS_BENCHMARK_QUEUE_NAME": f"modelpress-live-benchmark-{os.getpid()}",
         "MODELPRESS_MAX_UPLOAD_BYTES": str(32 * 1024 * 1024),
         "MODELPRESS_BENCHMARK_RUNS": "20",
     }

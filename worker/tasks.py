@@ -4,18 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.jobs import runner
-from app.jobs.queue import RUN_JOB_TASK
+from app.benchmarks.runner import run_benchmark
+from app.jobs.queue import BENCHMARK_TASK, RUN_JOB_TASK
+from app.jobs.runner import run_compress
+from app.jobs.stages import TransientJobError
 from worker.celery_app import celery_app
 
 MAX_RETRIES = 3
 
 
+def _retrying(task: Any, stage: Any, job_id: str) -> None:
+    final_attempt = task.request.retries >= MAX_RETRIES
+    try:
+        stage(job_id, final_attempt=final_attempt)
+    except TransientJobError as exc:
+        raise task.retry(exc=exc, countdown=2 ** (task.request.retries + 1)) from exc
+
+
 @celery_app.task(name=RUN_JOB_TASK, bind=True, max_retries=MAX_RETRIES)
 def run_job(self: Any, job_id: str) -> None:
-    """Run one compression job to a terminal state; transient failures retry with backoff."""
-    final_attempt = self.request.retries >= MAX_RETRIES
-    try:
-        runner.run_job(job_id, final_attempt=final_attempt)
-    except runner.TransientJobError as exc:
-        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+    """The compress stage: run the recipe's passes, then queue the benchmark."""
+    _retrying(self, run_compress, job_id)
+
+
+@celery_app.task(name=BENCHMARK_TASK, bind=True, max_retries=MAX_RETRIES)
+def benchmark_job(self: Any, job_id: str) -> None:
+    """The benchmark stage: time and evaluate, then finish the job."""
+    _retrying(self, run_benchmark, job_id)

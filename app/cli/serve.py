@@ -11,11 +11,11 @@ import threading
 WORKER_STOP_TIMEOUT_S = 15.0
 
 
-def worker_command(queue_name: str) -> list[str]:
-    """The argv of the embedded Celery worker."""
+def worker_command(*queue_names: str) -> list[str]:
+    """The argv of the embedded Celery worker: one process, so benchmarks never overlap."""
     return [
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-        "--pool=solo", "--loglevel=INFO", "-Q", queue_name,
+        "--pool=solo", "--loglevel=INFO", "-Q", ",".join(queue_names),
     ]  # fmt: skip
 
 
@@ -55,7 +55,9 @@ def serve(host: str, port: int) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_head()
 
-    worker = subprocess.Popen(worker_command(settings.queue_name), env=os.environ.copy())
+    worker = subprocess.Popen(
+        worker_command(settings.queue_name, settings.benchmark_queue_name), env=os.environ.copy()
+    )
     threading.Thread(target=_stop_when_worker_dies, args=(worker,), daemon=True).start()
     try:
         print(f"ModelPress is running: open http://{host}:{port}/ to compress a model", flush=True)

@@ -35,10 +35,15 @@ class DatasetInfo(BaseModel):
 
 def inspect_dataset(path: Path) -> DatasetInfo:
     """Check an .npz without unpickling anything; every array shares its first axis."""
+    # Only a zip is an .npz; anything else numpy would try to read as .npy or a pickle.
+    if not zipfile.is_zipfile(path):
+        raise DatasetError("not an .npz file (numpy.savez writes one)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: _spec_of(npz, name) for name in npz.files}
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise DatasetError(f"not a readable .npz file: {exc}") from exc
     if not arrays:
         raise DatasetError("the .npz holds no arrays")

@@ -13,6 +13,11 @@ class JobStatus(StrEnum):
     CANCELED = "canceled"
 
 
+class JobKind(StrEnum):
+    COMPRESS = "compress"
+    BENCHMARK = "benchmark"
+
+
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELED}),
     # RUNNING -> QUEUED: a job whose worker vanished goes back to the queue.

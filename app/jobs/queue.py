@@ -10,12 +10,18 @@ from celery import Celery
 
 from app.db import utcnow
 from app.jobs import repository
+from app.jobs.lifecycle import JobKind
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 # The API never imports the worker package: it sends tasks by these names.
 RUN_JOB_TASK = "modelpress.run_job"
+BENCHMARK_TASK = "modelpress.benchmark_job"
+
+
+class BrokerError(Exception):
+    """The broker could not be reached to publish a task."""
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -50,22 +56,37 @@ def producer() -> Celery:
     return app
 
 
+def _send(task: str, job_id: str, queue_name: str) -> None:
+    try:
+        producer().send_task(
+            task,
+            args=[job_id],
+            queue=queue_name,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
+    except Exception as exc:  # kombu raises a family of connection errors; all mean the same
+        raise BrokerError(f"could not publish {task} for job {job_id}: {exc}") from exc
+
+
 def send_run_job(job_id: str) -> None:
-    """Publish the run task; raises if the broker cannot be reached after a short retry."""
-    producer().send_task(
-        RUN_JOB_TASK,
-        args=[job_id],
-        queue=get_settings().queue_name,
-        retry=True,
-        retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
-    )
+    """Publish the compress stage of a job on the compression queue."""
+    _send(RUN_JOB_TASK, job_id, get_settings().queue_name)
 
 
-def enqueue(session_factory: Any, job_id: str) -> bool:
+def send_benchmark(job_id: str) -> None:
+    """Publish the benchmark stage on its own queue, where jobs are timed one at a time."""
+    _send(BENCHMARK_TASK, job_id, get_settings().benchmark_queue_name)
+
+
+def enqueue(session_factory: Any, job_id: str, kind: str) -> bool:
     """Send a committed job to the broker and record that it was sent; False if it could not be."""
     try:
-        send_run_job(job_id)
-    except Exception as exc:
+        if kind == JobKind.BENCHMARK:
+            send_benchmark(job_id)
+        else:
+            send_run_job(job_id)
+    except BrokerError as exc:
         # The job row is committed with enqueued_at NULL: the outbox sweep sends it later.
         log.warning("could not enqueue job %s (%s); it stays in the outbox", job_id, exc)
         return False

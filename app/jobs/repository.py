@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -74,6 +74,17 @@ def report_progress(session: Session, job_id: str, stage: str, progress: float) 
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def set_report(session: Session, job_id: str, report: dict[str, Any]) -> bool:
+    """Store the per-pass report of a running job; False if it is no longer running."""
+    result = session.execute(
+        update(JobTable)
+        .where(JobTable.id == job_id, JobTable.status == JobStatus.RUNNING.value)
+        .values(report=report, heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def mark_enqueued(session: Session, job_id: str, at: datetime) -> None:
     session.execute(
         update(JobTable)
@@ -83,10 +94,12 @@ def mark_enqueued(session: Session, job_id: str, at: datetime) -> None:
     )
 
 
-def list_unenqueued_ids(session: Session, older_than: datetime, limit: int = 100) -> list[str]:
-    """Queued jobs whose task never reached the broker (the outbox)."""
+def list_unenqueued(
+    session: Session, older_than: datetime, limit: int = 100
+) -> list[tuple[str, str]]:
+    """(id, kind) of queued jobs whose task never reached the broker (the outbox)."""
     query = (
-        select(JobTable.id)
+        select(JobTable.id, JobTable.kind)
         .where(
             JobTable.status == JobStatus.QUEUED.value,
             JobTable.enqueued_at.is_(None),
@@ -95,11 +108,22 @@ def list_unenqueued_ids(session: Session, older_than: datetime, limit: int = 100
         .order_by(JobTable.created_at)
         .limit(limit)
     )
-    return list(session.scalars(query))
+    return [(row.id, row.kind) for row in session.execute(query)]
 
 
 def count_active_for_model(session: Session, model_id: str) -> int:
+    """Queued or running jobs that read this model (as input or as baseline)."""
     query = select(func.count()).where(
-        JobTable.model_id == model_id, JobTable.status.in_([s.value for s in ACTIVE_STATES])
+        or_(JobTable.model_id == model_id, JobTable.baseline_model_id == model_id),
+        JobTable.status.in_([s.value for s in ACTIVE_STATES]),
+    )
+    return int(session.scalar(query) or 0)
+
+
+def count_active_for_dataset(session: Session, dataset_id: str) -> int:
+    """Queued or running jobs that read this dataset."""
+    query = select(func.count()).where(
+        or_(JobTable.calibration_dataset_id == dataset_id, JobTable.eval_dataset_id == dataset_id),
+        JobTable.status.in_([s.value for s in ACTIVE_STATES]),
     )
     return int(session.scalar(query) or 0)

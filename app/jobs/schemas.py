@@ -49,7 +49,11 @@ class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
+    kind: str = Field(description="compress: passes then benchmark; benchmark: measure only.")
     model_id: str | None
+    baseline_model_id: str | None = None
+    calibration_dataset_id: str | None = None
+    eval_dataset_id: str | None = None
     status: str
     progress: float
     stage: str | None

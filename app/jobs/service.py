@@ -10,13 +10,15 @@ from sqlalchemy.orm import Session
 from app.compression import inputs as model_inputs
 from app.compression.analysis import TensorSpec
 from app.compression.recipes import PRESETS, Recipe, expand_preset
+from app.datasets import service as datasets_service
 from app.db import call_after_commit, session_scope, utcnow
 from app.errors import InvalidRecipeError, InvalidRequestError, NotFoundError
 from app.jobs import queue, repository
-from app.jobs.lifecycle import TERMINAL_STATES, JobStatus
+from app.jobs.lifecycle import TERMINAL_STATES, JobKind, JobStatus
 from app.jobs.schemas import JobCreate, JobOut, JobReport, PresetOut
 from app.jobs.tables import JobTable
 from app.onnx_models import service as models_service
+from app.onnx_models.tables import ModelTable
 from app.settings import get_settings
 
 
@@ -39,25 +41,45 @@ def _recipe_from_request(body: JobCreate) -> Recipe:
     return expand_preset(body.preset)
 
 
+def check_input_shapes(model: ModelTable, input_shapes: dict[str, list[int]] | None) -> None:
+    if input_shapes is None:
+        return
+    specs = [TensorSpec.model_validate(spec) for spec in model.inputs]
+    try:
+        model_inputs.resolve_input_shapes(specs, input_shapes, get_settings().default_symbolic_dim)
+    except ValueError as exc:
+        raise InvalidRequestError(f"input_shapes: {exc}", field="input_shapes") from exc
+
+
+def check_datasets(session: Session, tenant_id: str, model: ModelTable, **ids: str | None) -> None:
+    specs = [TensorSpec.model_validate(spec) for spec in model.inputs]
+    for field, dataset_id in ids.items():
+        if dataset_id is not None:
+            datasets_service.get_for_model(session, tenant_id, dataset_id, specs, field)
+
+
+def submit(session: Session, job: JobTable) -> JobTable:
+    """Record a job; it reaches the broker once the transaction commits (or the outbox later)."""
+    repository.add(session, job)
+    job_id, kind = job.id, job.kind
+    call_after_commit(session, lambda: queue.enqueue(session_scope, job_id, kind))
+    return job
+
+
 def create_job(session: Session, tenant_id: str, body: JobCreate) -> JobTable:
-    """Validate and record a job; it is sent to the worker once the transaction commits."""
+    """Validate and record a compression job."""
     model = models_service.get(session, tenant_id, body.model_id)
     recipe = _recipe_from_request(body)
-    for field in ("calibration_dataset_id", "eval_dataset_id"):
-        if getattr(body, field) is not None:
-            raise NotFoundError(f"{field}: no dataset with id {getattr(body, field)!r}")
-    if body.input_shapes is not None:
-        specs = [TensorSpec.model_validate(spec) for spec in model.inputs]
-        try:
-            model_inputs.resolve_input_shapes(
-                specs, body.input_shapes, get_settings().default_symbolic_dim
-            )
-        except ValueError as exc:
-            raise InvalidRequestError(f"input_shapes: {exc}") from exc
-    job = repository.add(
+    check_input_shapes(model, body.input_shapes)
+    check_datasets(
+        session, tenant_id, model,
+        calibration_dataset_id=body.calibration_dataset_id, eval_dataset_id=body.eval_dataset_id,
+    )  # fmt: skip
+    return submit(
         session,
         JobTable(
             tenant_id=tenant_id,
+            kind=JobKind.COMPRESS.value,
             model_id=model.id,
             status=JobStatus.QUEUED.value,
             progress=0.0,
@@ -65,12 +87,11 @@ def create_job(session: Session, tenant_id: str, body: JobCreate) -> JobTable:
             recipe=recipe.model_dump(mode="json"),
             input_shapes=body.input_shapes,
             benchmark_options=body.benchmark.model_dump(),
+            calibration_dataset_id=body.calibration_dataset_id,
+            eval_dataset_id=body.eval_dataset_id,
             attempts=0,
         ),
     )
-    job_id = job.id
-    call_after_commit(session, lambda: queue.enqueue(session_scope, job_id))
-    return job
 
 
 def get(session: Session, tenant_id: str, job_id: str) -> JobTable:
@@ -104,12 +125,15 @@ def report(session: Session, tenant_id: str, job_id: str) -> JobReport:
 
 def to_out(job: JobTable) -> JobOut:
     out = JobOut.model_validate(job)
-    out.warnings = list((job.report or {}).get("warnings", []))
+    out.warnings = [
+        *(job.report or {}).get("warnings", []),
+        *(job.metrics or {}).get("warnings", []),
+    ]
     return out
 
 
 def sweep_outbox(min_age_s: float = 10.0) -> int:
     """Send queued jobs that never reached the broker; returns how many were sent."""
     with session_scope() as session:
-        ids = repository.list_unenqueued_ids(session, utcnow() - timedelta(seconds=min_age_s))
-    return sum(queue.enqueue(session_scope, job_id) for job_id in ids)
+        pending = repository.list_unenqueued(session, utcnow() - timedelta(seconds=min_age_s))
+    return sum(queue.enqueue(session_scope, job_id, kind) for job_id, kind in pending)

@@ -9,7 +9,7 @@ from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, IdMixin
-from app.jobs.lifecycle import JobStatus
+from app.jobs.lifecycle import JobKind, JobStatus
 from app.onnx_models.tables import DEFAULT_TENANT
 
 
@@ -29,8 +29,22 @@ class JobTable(IdMixin, Base):
     recipe: Mapped[dict[str, Any]]
     input_shapes: Mapped[dict[str, Any] | None]
     benchmark_options: Mapped[dict[str, Any]]
-    calibration_dataset_id: Mapped[str | None] = mapped_column(String(36))
-    eval_dataset_id: Mapped[str | None] = mapped_column(String(36))
+    calibration_dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL")
+    )
+    eval_dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL")
+    )
+    # "compress": passes, then a benchmark of output vs input; "benchmark": measure model_id alone
+    # or against baseline_model_id.
+    kind: Mapped[str] = mapped_column(
+        String(16),
+        default=JobKind.COMPRESS.value,
+        server_default=text(f"'{JobKind.COMPRESS.value}'"),
+    )
+    baseline_model_id: Mapped[str | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL")
+    )
     error: Mapped[dict[str, Any] | None]
     metrics: Mapped[dict[str, Any] | None]
     report: Mapped[dict[str, Any] | None]

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.compression import transport
 from app.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from app.errors import InvalidRequestError
 from app.onnx_models import repository, service
 from app.onnx_models.schemas import ModelList, ModelOut
-from app.onnx_models.upload import receive_multipart
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.storage.base import iter_stream
+from app.uploads import receive_multipart, upload_tmp_dir
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -55,10 +54,11 @@ async def upload_model(
     response: Response,
 ) -> ModelOut:
     """Upload an ONNX model (multipart `file`, optional `name`); validated before it is kept."""
-    tmp_dir = settings.data_dir / "tmp" if settings.is_embedded else Path(tempfile.gettempdir())
-    tmp_dir.mkdir(parents=True, exist_ok=True)
     form = await receive_multipart(
-        request, file_field="file", max_file_bytes=settings.max_upload_bytes, tmp_dir=tmp_dir
+        request,
+        file_field="file",
+        max_file_bytes=settings.max_upload_bytes,
+        tmp_dir=upload_tmp_dir(settings),
     )
     try:
         if form.file is None:
@@ -111,22 +111,32 @@ def download_model(
     storage: StorageDep,
     tenant_id: TenantDep,
     settings: SettingsDep,
+    encoding: Annotated[
+        Literal["identity", "zstd"],
+        Query(description="zstd: the file entropy-coded for transport (`.onnx.zst`)."),
+    ] = "identity",
 ) -> Response:
-    """The model's bytes (streamed), or a redirect to a presigned URL when enabled."""
+    """The model's bytes (streamed, or zstd-coded), or a redirect to a presigned URL if enabled."""
     model = service.get(session, tenant_id, model_id)
-    if settings.presign_downloads and (url := storage.presign(model.storage_key)):
+    if (
+        encoding == "identity"
+        and settings.presign_downloads
+        and (url := storage.presign(model.storage_key))
+    ):
         return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
     filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in model.name)[:100] or "model"
     # Opened here, not lazily in the stream, so a missing object is a clean error response.
     stream = storage.open(model.storage_key)
+    headers = {"X-Model-Sha256": model.sha256}
+    if encoding == "zstd":
+        headers["Content-Disposition"] = f'attachment; filename="{filename}.onnx.zst"'
+        return StreamingResponse(
+            transport.zstd_stream(stream), media_type="application/zstd", headers=headers
+        )
+    headers["Content-Disposition"] = f'attachment; filename="{filename}.onnx"'
+    headers["Content-Length"] = str(model.size_bytes)
     return StreamingResponse(
-        iter_stream(stream),
-        media_type="application/octet-stream",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}.onnx"',
-            "Content-Length": str(model.size_bytes),
-            "X-Model-Sha256": model.sha256,
-        },
+        iter_stream(stream), media_type="application/octet-stream", headers=headers
     )
 
 

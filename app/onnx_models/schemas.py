@@ -28,6 +28,9 @@ class ModelOut(BaseModel):
     outputs: list[TensorSpecOut]
     op_counts: dict[str, int]
     param_count: int
+    transport_size_bytes: int | None = Field(
+        description="Size once zstd-compressed: what download?encoding=zstd sends."
+    )
     parent_id: str | None
     job_id: str | None
     created_at: datetime

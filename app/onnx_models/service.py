@@ -6,14 +6,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from app.compression import analysis
+from app.compression import analysis, transport
 from app.db import call_after_commit, call_after_rollback, new_id
 from app.errors import InvalidModelError, InvalidRequestError, ModelInUseError, NotFoundError
 from app.jobs import repository as jobs_repository
 from app.onnx_models import repository
 from app.onnx_models.tables import ModelTable
-from app.onnx_models.upload import ReceivedFile
 from app.storage import Storage
+from app.uploads import ReceivedFile
 
 MAX_NAME_LENGTH = 255
 
@@ -47,6 +47,7 @@ def _row_from_file(
         outputs=[spec.model_dump() for spec in info.outputs],
         op_counts=info.op_counts,
         param_count=info.param_count,
+        transport_size_bytes=transport.zstd_size(path),
     )
 
 

@@ -30,6 +30,8 @@ class ModelTable(IdMixin, Base):
     outputs: Mapped[list[Any]]
     op_counts: Mapped[dict[str, Any]]
     param_count: Mapped[int] = mapped_column(BigInteger)
+    # Size of the file once zstd-compressed: what `download?encoding=zstd` sends.
+    transport_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     parent_id: Mapped[str | None] = mapped_column(
         ForeignKey("models.id", ondelete="SET NULL"), index=True
     )

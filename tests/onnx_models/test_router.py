@@ -137,3 +137,18 @@ def test_unknown_model_is_404_problem(api: Any) -> None:
         response = api.get(path)
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
+
+
+def test_zstd_download_decodes_to_the_model_and_matches_transport_size(
+    api: Any, mlp_bytes: bytes
+) -> None:
+    import zstandard
+
+    model = _upload(api, mlp_bytes).json()
+
+    response = api.get(f"/v1/models/{model['id']}/download", params={"encoding": "zstd"})
+
+    assert response.status_code == 200
+    assert response.headers["content-disposition"].endswith('.onnx.zst"')
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(response.content) == mlp_bytes
+    assert model["transport_size_bytes"] == len(response.content)

@@ -13,6 +13,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from app.errors import InvalidRequestError, ModelTooLargeError, ProblemError
+from app.settings import Settings
 
 MAX_FIELD_BYTES = 64 * 1024
 # Room for the multipart envelope (boundaries, part headers, small fields) around the file.
@@ -44,13 +45,21 @@ class ReceivedForm:
 class _PartSink:
     """Collects one multipart part: headers, then bytes to a file (the upload) or memory."""
 
-    def __init__(self, form: ReceivedForm, file_field: str, max_file_bytes: int, tmp_dir: Path):
+    def __init__(
+        self,
+        form: ReceivedForm,
+        file_field: str,
+        max_file_bytes: int,
+        tmp_dir: Path,
+        too_large: type[ProblemError],
+    ):
         self.form, self.file_field, self.max_file_bytes, self.tmp_dir = (
             form,
             file_field,
             max_file_bytes,
             tmp_dir,
         )
+        self.too_large = too_large
         self._header_field = b""
         self._header_value = b""
         self._headers: dict[bytes, bytes] = {}
@@ -102,7 +111,7 @@ class _PartSink:
         if self._out is not None:
             self._size += len(chunk)
             if self._size > self.max_file_bytes:
-                raise ModelTooLargeError(
+                raise self.too_large(
                     f"the upload exceeds the limit of {self.max_file_bytes} bytes",
                     limit_bytes=self.max_file_bytes,
                 )
@@ -129,8 +138,20 @@ class _PartSink:
             self._out.close()
 
 
+def upload_tmp_dir(settings: Settings) -> Path:
+    """Where uploads land while they are checked: the data folder when embedded, else /tmp."""
+    tmp_dir = settings.data_dir / "tmp" if settings.is_embedded else Path(tempfile.gettempdir())
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return tmp_dir
+
+
 async def receive_multipart(
-    request: Request, *, file_field: str, max_file_bytes: int, tmp_dir: Path
+    request: Request,
+    *,
+    file_field: str,
+    max_file_bytes: int,
+    tmp_dir: Path,
+    too_large: type[ProblemError] = ModelTooLargeError,
 ) -> ReceivedForm:
     """Parse the request body as it arrives; the file never sits whole in memory."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
@@ -139,11 +160,11 @@ async def receive_multipart(
         raise UnsupportedMediaTypeError("send the model as multipart/form-data with a 'file' part")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_file_bytes + ENVELOPE_ALLOWANCE:
-        raise ModelTooLargeError(
+        raise too_large(
             f"the upload exceeds the limit of {max_file_bytes} bytes", limit_bytes=max_file_bytes
         )
     form = ReceivedForm()
-    sink = _PartSink(form, file_field, max_file_bytes, tmp_dir)
+    sink = _PartSink(form, file_field, max_file_bytes, tmp_dir, too_large)
     parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in request.stream():

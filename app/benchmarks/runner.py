@@ -1,0 +1,137 @@
+"""The benchmark stage, in the worker: measure a model (against its baseline) and finish the job."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.benchmarks.extras import comparison_extras
+from app.compression import benchmark
+from app.compression.base import PassError
+from app.datasets import repository as datasets_repository
+from app.db import call_after_commit, session_scope, utcnow
+from app.jobs import repository, stages
+from app.jobs.lifecycle import JobKind, JobStatus
+from app.jobs.tables import JobTable
+from app.onnx_models import repository as models_repository
+from app.onnx_models.tables import ModelTable
+from app.settings import Settings, get_settings
+from app.storage import Storage, get_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchmarkInputs:
+    subject: ModelTable
+    baseline: ModelTable | None
+    eval_key: str | None
+
+
+def _inputs(job: JobTable) -> BenchmarkInputs:
+    """Compress jobs measure their output against their input; benchmark jobs their model."""
+    with session_scope() as session:
+        model = models_repository.get(session, job.tenant_id, job.model_id or "")
+        if model is None:
+            raise PassError("model_deleted", "the model to benchmark was deleted")
+        if job.kind == JobKind.COMPRESS:
+            subject, baseline = models_repository.get_by_job(session, job.id), model
+            if subject is None:
+                raise PassError("output_missing", "the compress stage left no output model")
+        else:
+            subject, baseline = model, None
+            if job.baseline_model_id:
+                baseline = models_repository.get(session, job.tenant_id, job.baseline_model_id)
+                if baseline is None:
+                    raise PassError("model_deleted", "the baseline model was deleted")
+        eval_key = None
+        if job.eval_dataset_id:
+            dataset = datasets_repository.get(session, job.tenant_id, job.eval_dataset_id)
+            if dataset is None:
+                raise PassError("dataset_deleted", "the evaluation dataset was deleted")
+            eval_key = dataset.storage_key
+        for row in (subject, baseline):
+            if row is not None:
+                session.expunge(row)
+        return BenchmarkInputs(subject=subject, baseline=baseline, eval_key=eval_key)
+
+
+def _measure(
+    job: JobTable, inputs: BenchmarkInputs, storage: Storage, settings: Settings, workdir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    subject = workdir / "subject.onnx"
+    storage.download_to(inputs.subject.storage_key, subject)
+    eval_path = None
+    if inputs.eval_key:
+        eval_path = workdir / "eval.npz"
+        storage.download_to(inputs.eval_key, eval_path)
+    options = job.benchmark_options
+    common: dict[str, Any] = {
+        "input_shapes": job.input_shapes,
+        "runs": options.get("runs", settings.benchmark_runs),
+        "warmup": options.get("warmup", settings.benchmark_warmup),
+        "threads": options.get("threads", settings.benchmark_threads),
+        "time_budget_s": settings.benchmark_time_budget_s,
+        "default_dim": settings.default_symbolic_dim,
+        "eval_dataset_path": eval_path,
+    }
+    if inputs.baseline is None:
+        return benchmark.benchmark_single(subject, **common), {}
+    baseline = workdir / "baseline.onnx"
+    storage.download_to(inputs.baseline.storage_key, baseline)
+    metrics = benchmark.benchmark_pair(baseline, subject, **common)
+    extra_metrics, report_extra = comparison_extras(baseline, subject, job, eval_path, settings)
+    metrics.update(extra_metrics)
+    return metrics, report_extra
+
+
+def _finish(
+    job: JobTable,
+    inputs: BenchmarkInputs,
+    storage: Storage,
+    metrics: dict[str, Any],
+    report_extra: dict[str, Any],
+) -> None:
+    output_id = inputs.subject.id if job.kind == JobKind.COMPRESS else None
+    with session_scope() as session:
+        current = repository.get(session, job.id)
+        report = {**((current.report if current else None) or {}), **report_extra}
+        done = repository.transition(
+            session, job.id, JobStatus.RUNNING, JobStatus.SUCCEEDED,
+            metrics=metrics, report=report, output_model_id=output_id,
+            progress=1.0, stage="done", finished_at=utcnow(),
+        )  # fmt: skip
+        if done or job.kind != JobKind.COMPRESS or current is None:
+            return
+        session.refresh(current)
+        if current.status in (JobStatus.CANCELED, JobStatus.FAILED):
+            # The job ended without us: its output must not outlive it.
+            output = models_repository.get_by_job(session, job.id)
+            if output is not None:
+                key = output.storage_key
+                models_repository.delete(session, output)
+                if models_repository.count_with_storage_key(session, key) == 0:
+                    call_after_commit(session, lambda: storage.delete(key))
+
+
+def run_benchmark(
+    job_id: str, *, final_attempt: bool = True, settings: Settings | None = None
+) -> None:
+    """Measure the job's models and finish it; failures end the job."""
+    settings = settings or get_settings()
+    job = stages.claim(job_id, allow_running=True)
+    if job is None:
+        return
+    with stages.failures_end_the_job(
+        job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
+    ):
+        inputs = _inputs(job)
+        stages.progress(job_id, "benchmark", 0.85)
+        storage = get_storage()
+        with tempfile.TemporaryDirectory(prefix=f"bench-{job_id}-") as tmp:
+            metrics, report_extra = _measure(job, inputs, storage, settings, Path(tmp))
+        stages.progress(job_id, "record", 0.98)
+        _finish(job, inputs, storage, metrics, report_extra)

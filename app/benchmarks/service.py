@@ -1,0 +1,36 @@
+"""Benchmark jobs: measure any stored model, alone or against a baseline."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from app.benchmarks.schemas import BenchmarkCreate
+from app.jobs import service as jobs_service
+from app.jobs.lifecycle import JobKind, JobStatus
+from app.jobs.tables import JobTable
+from app.onnx_models import service as models_service
+
+
+def create_benchmark(session: Session, tenant_id: str, body: BenchmarkCreate) -> JobTable:
+    """Validate and record a benchmark job; it runs on the benchmark queue."""
+    model = models_service.get(session, tenant_id, body.model_id)
+    if body.baseline_model_id is not None:
+        models_service.get(session, tenant_id, body.baseline_model_id)
+    jobs_service.check_input_shapes(model, body.input_shapes)
+    jobs_service.check_datasets(session, tenant_id, model, eval_dataset_id=body.eval_dataset_id)
+    return jobs_service.submit(
+        session,
+        JobTable(
+            tenant_id=tenant_id,
+            kind=JobKind.BENCHMARK.value,
+            model_id=model.id,
+            baseline_model_id=body.baseline_model_id,
+            status=JobStatus.QUEUED.value,
+            progress=0.0,
+            recipe={"passes": []},
+            input_shapes=body.input_shapes,
+            benchmark_options={"runs": body.runs, "warmup": body.warmup, "threads": body.threads},
+            eval_dataset_id=body.eval_dataset_id,
+            attempts=0,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Calibration and evaluation datasets: `.npz` uploads checked without unpickling anything."""

@@ -1,0 +1,130 @@
+"""What every worker stage shares: claiming a job, reporting progress, failing, fetching files."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.orm import Session
+
+from app.compression.analysis import InvalidModelError
+from app.compression.base import PassError
+from app.db import session_scope, utcnow
+from app.jobs import repository
+from app.jobs.lifecycle import JobStatus
+from app.jobs.tables import JobTable
+from app.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+
+class TransientJobError(Exception):
+    """A failure worth retrying (a storage hiccup); the task retries a bounded number of times."""
+
+
+class JobCanceled(Exception):
+    """The job was canceled (or finished elsewhere) while this worker ran it."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A stored model as a stage needs it, read once so no session stays open during the work."""
+
+    id: str
+    name: str
+    storage_key: str
+    sha256: str
+    inputs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    id: str
+    storage_key: str
+
+
+def claim(job_id: str, *, allow_running: bool) -> JobTable | None:
+    """Move a queued job to running and return it detached; None when there is nothing to do.
+
+    `allow_running` accepts a job that is already running: a redelivery after a lost worker, or
+    the benchmark stage of a job whose compress stage has finished.
+    """
+    with session_scope() as session:
+        job = repository.get(session, job_id)
+        if job is None:
+            log.warning("job %s does not exist; dropping its task", job_id)
+            return None
+        status = JobStatus(job.status)
+        if status == JobStatus.QUEUED:
+            now = utcnow()
+            if not repository.transition(
+                session, job_id, JobStatus.QUEUED, JobStatus.RUNNING,
+                started_at=now, heartbeat_at=now, attempts=job.attempts + 1,
+                stage="starting", progress=0.0,
+            ):  # fmt: skip
+                return None
+            session.refresh(job)
+        elif status != JobStatus.RUNNING or not allow_running:
+            log.info("job %s is %s; nothing to do", job_id, status)
+            return None
+        session.expunge(job)
+        return job
+
+
+def progress(job_id: str, stage: str, fraction: float) -> None:
+    """Record the stage reached; raises JobCanceled when the job is no longer running."""
+    with session_scope() as session:
+        if not repository.report_progress(session, job_id, stage, fraction):
+            raise JobCanceled(job_id)
+
+
+def fail_in(session: Session, job_id: str, code: str, message: str) -> None:
+    repository.transition(
+        session, job_id, JobStatus.RUNNING, JobStatus.FAILED,
+        error={"code": code, "message": message[:2000]}, finished_at=utcnow(), stage="failed",
+    )  # fmt: skip
+
+
+def fail(job_id: str, code: str, message: str) -> None:
+    """Record a failure; a job that is no longer running is left as it is."""
+    with session_scope() as session:
+        fail_in(session, job_id, code, message)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def failures_end_the_job(job_id: str, *, final_attempt: bool, time_limit_s: int) -> Iterator[None]:
+    """Turn whatever a stage raises into the job's outcome; transient errors retry first."""
+    from app.jobs.queue import BrokerError
+
+    try:
+        yield
+    except JobCanceled:
+        log.info("job %s was canceled while running", job_id)
+    except SoftTimeLimitExceeded:
+        fail(job_id, "timeout", f"the job ran past its limit of {time_limit_s} s")
+    except PassError as exc:
+        fail(job_id, exc.code, exc.message)
+    except InvalidModelError as exc:
+        fail(job_id, "invalid_output", f"a pass produced an invalid model: {exc}")
+    except (StorageError, BrokerError) as exc:
+        if not final_attempt:
+            raise TransientJobError(str(exc)) from exc
+        code = "storage_unavailable" if isinstance(exc, StorageError) else "broker_unavailable"
+        fail(job_id, code, str(exc))
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        fail(job_id, "internal_error", f"{type(exc).__name__}: {exc}")
