@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.onnx_models.tables import DEFAULT_TENANT
 from app.settings import Settings, get_settings
 from app.storage import Storage, get_storage
+from app.tenants import service as tenants_service
 
 
 def get_session() -> Iterator[Session]:
@@ -20,9 +22,20 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
-def get_tenant_id() -> str:
-    """The caller's tenant; a single built-in tenant until API keys exist."""
-    return DEFAULT_TENANT
+# auto_error=False: a missing key is answered by our own 401 problem, not FastAPI's 403.
+bearer = HTTPBearer(auto_error=False, description="An API key from `modelpress admin create-key`.")
+
+
+def get_tenant_id(
+    session: Annotated[Session, Depends(get_session, scope="function")],
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The caller's tenant: from its API key, or the built-in tenant when auth is off."""
+    if not settings.auth_enabled:
+        return DEFAULT_TENANT
+    secret = credentials.credentials if credentials else None
+    return tenants_service.tenant_for_key(session, secret)
 
 
 # scope="function" closes the unit of work before the response is sent, so a client that

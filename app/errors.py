@@ -31,6 +31,10 @@ class ProblemError(Exception):
         self.extra = extra
 
 
+class UnauthorizedError(ProblemError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
 class NotFoundError(ProblemError):
     status, code, title = 404, "not_found", "Not found"
 
@@ -120,7 +124,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        response = problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

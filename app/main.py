@@ -12,6 +12,7 @@ from app.datasets.router import router as datasets_router
 from app.errors import install_error_handlers
 from app.jobs.router import router as jobs_router
 from app.onnx_models.router import router as models_router
+from app.onnx_models.tables import DEFAULT_TENANT
 from app.settings import get_settings
 from app.web.router import mount_static
 from app.web.router import router as web_router
@@ -20,6 +21,13 @@ from app.web.router import router as web_router
 def create_app() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    settings.check_safe_to_serve()
+    if not settings.auth_enabled:
+        logging.getLogger("app").warning(
+            "API keys are OFF: every request acts as the built-in tenant %r. "
+            "Fine for a local embedded server; never expose it to a network.",
+            DEFAULT_TENANT,
+        )
     if settings.is_embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = FastAPI(

@@ -34,7 +34,10 @@ class Settings(BaseSettings):
     )
 
     max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest accepted upload.")
-    job_time_limit_s: int = Field(default=1800, description="Hard wall-time limit of one job.")
+    job_time_limit_s: int = Field(default=1800, description="Wall-time limit of one job.")
+    job_memory_limit_mb: int = Field(
+        default=8192, description="Address-space limit of the child process that runs a pass."
+    )
     default_symbolic_dim: int = Field(
         default=1, description="Value given to a symbolic input dim that input_shapes leaves open."
     )
@@ -43,6 +46,11 @@ class Settings(BaseSettings):
     benchmark_threads: int = 1
     benchmark_time_budget_s: float = Field(
         default=30.0, description="Upper bound on the timed part of one benchmark."
+    )
+    auth_required: bool | None = Field(
+        default=None,
+        description="Require API keys. Unset: on for production settings, off when embedded. "
+        "Production settings refuse to start with it off.",
     )
     presign_downloads: bool = Field(
         default=False, description="Answer downloads from S3 with a redirect to a presigned URL."
@@ -62,6 +70,18 @@ class Settings(BaseSettings):
     @property
     def is_embedded(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_required if self.auth_required is not None else not self.is_embedded
+
+    def check_safe_to_serve(self) -> None:
+        """Refuse to run a shared (non-embedded) deployment without API keys."""
+        if not self.is_embedded and not self.auth_enabled:
+            raise RuntimeError(
+                "MODELPRESS_AUTH_REQUIRED=false is only allowed on the embedded default; "
+                "a deployment on Postgres must use API keys"
+            )
 
 
 @lru_cache

@@ -7,11 +7,12 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from app.db import Base
 from app.datasets import tables as _datasets_tables  # noqa: F401 - registers the table
+from app.db import Base
 from app.jobs import tables as _jobs_tables  # noqa: F401 - registers the table
 from app.onnx_models import tables as _models_tables  # noqa: F401 - registers the table
 from app.settings import get_settings
+from app.tenants import tables as _tenants_tables  # noqa: F401 - registers the table
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

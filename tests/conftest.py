@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from app.migrate import upgrade_head  # noqa: E402
 from app.storage import LocalStorage, S3Storage, Storage  # noqa: E402
+from app.onnx_models.tables import DEFAULT_TENANT  # noqa: E402
 from tests.stack import LiveStack  # noqa: E402
 
 
@@ -150,11 +151,14 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> It
         "MODELPRESS_BENCHMARK_QUEUE_NAME": f"modelpress-live-benchmark-{os.getpid()}",
         "MODELPRESS_MAX_UPLOAD_BYTES": str(32 * 1024 * 1024),
         "MODELPRESS_BENCHMARK_RUNS": "20",
+        "MODELPRESS_ENABLE_TEST_PASSES": "1",
+        "MODELPRESS_JOB_MEMORY_LIMIT_MB": "2048",
     }
     stack = LiveStack(env=env, log_dir=tmp_path_factory.mktemp("live-logs"), port=free_port())
     try:
         stack.start_api()
         stack.start_worker()
+        stack.api_key = stack.admin("create-key", stack.admin("create-tenant", "live")["id"])["key"]
         yield stack
     finally:
         stack.stop()
@@ -189,5 +193,20 @@ def api(db_session: Session, api_storage: Storage) -> Iterator[Any]:
     app.dependency_overrides[get_storage] = lambda: api_storage
     app.dependency_overrides[get_settings] = lambda: Settings(max_upload_bytes=16 * 1024 * 1024)
     with TestClient(app, raise_server_exceptions=False) as client:
+        # Requests act as the "default" tenant that the row factories use, with a real key.
+        client.headers["Authorization"] = f"Bearer {issue_key(db_session, DEFAULT_TENANT)}"
         yield client
     app.dependency_overrides.clear()
+
+
+def issue_key(session: Session, tenant_id: str) -> str:
+    """A working API key for a tenant (created if missing), as `modelpress admin` would make."""
+    from app.tenants import service
+    from app.tenants.tables import TenantTable
+
+    if session.get(TenantTable, tenant_id) is None:
+        session.add(TenantTable(id=tenant_id, name=tenant_id))
+        session.flush()
+    secret = service.create_key(session, tenant_id).secret
+    session.commit()  # releases a savepoint only: the test's outer transaction still rolls back
+    return secret

@@ -1,4 +1,8 @@
-"""Rows for repository and service tests, built with defaults a test can override."""
+"""Rows for repository and service tests, built with defaults a test can override.
+
+Each factory commits: under the test's outer transaction that only releases a savepoint, so a
+request that fails and rolls back later cannot take the test's own rows with it.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,9 @@ def add_model(session: Session, **overrides: Any) -> ModelTable:
         "param_count": 100,
     }
     values.update(overrides)
-    return models_repository.add(session, ModelTable(**values))
+    model = models_repository.add(session, ModelTable(**values))
+    session.commit()
+    return model
 
 
 def add_job(session: Session, model: ModelTable, **overrides: Any) -> JobTable:
@@ -41,4 +47,6 @@ def add_job(session: Session, model: ModelTable, **overrides: Any) -> JobTable:
         "attempts": 0,
     }
     values.update(overrides)
-    return jobs_repository.add(session, JobTable(**values))
+    job = jobs_repository.add(session, JobTable(**values))
+    session.commit()
+    return job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ class LiveStack:
     log_dir: Path
     port: int
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    api_key: str = ""
 
     @property
     def url(self) -> str:
@@ -82,6 +84,20 @@ class LiveStack:
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"the API did not start:\n{self.logs('api')}")
+
+    def admin(self, *args: str) -> Any:
+        """Run `modelpress admin ...` against the stack's database, as an operator would."""
+        result = subprocess.run(
+            [sys.executable, "-m", "app.cli.main", "admin", *args],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return json.loads(result.stdout)
+
+    def client(self, api_key: str | None = None) -> httpx.Client:
+        """An HTTP client of the API, authenticated with the stack's key unless told otherwise."""
+        key = self.api_key if api_key is None else api_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
     def logs(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"

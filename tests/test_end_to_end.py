@@ -17,7 +17,7 @@ from tests.stack import LiveStack
 
 @pytest.fixture(scope="module")
 def client(live_stack: LiveStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_stack.url, timeout=30) as c:
+    with live_stack.client() as c:
         yield c
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from app.cli import admin
 from app.cli.args import build_job_payload, parse_input_shape, parse_recipe, shapes_to_dict
 from app.cli.client import DEFAULT_URL, TERMINAL_STATUSES, ApiError, Client
 from app.cli.output import progress_line, summary
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("PORT") or 8000),
         help="port (env PORT, default %(default)s)",
     )
+    admin.add_parser(sub)
     return parser
 
 
@@ -179,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         from app.cli.serve import serve
 
         return serve(args.host, args.port)
+    if args.command == "admin":
+        return admin.run(args)
 
     try:
         with Client(args.url, api_key=args.api_key) as client:

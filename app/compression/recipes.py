@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import os
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-# Importing the pass modules registers them; none of them imports onnxruntime at import time.
-import app.compression.convert_fp16
-import app.compression.quantize_dynamic  # noqa: F401
 from app.compression.base import PASS_REGISTRY, PassConfig
+
+# Importing a pass module registers it; none of them imports onnxruntime at import time.
+PASS_MODULES = (
+    "app.compression.quantize_dynamic",
+    "app.compression.convert_fp16",
+    "app.compression.prune_magnitude",
+    "app.compression.prune_channels",
+    "app.compression.factorize_low_rank",
+    "app.compression.cluster_weights",
+)
+for _module in PASS_MODULES:
+    importlib.import_module(_module)
+if os.environ.get("MODELPRESS_ENABLE_TEST_PASSES") == "1":
+    importlib.import_module("app.compression.testing_passes")
 
 _pass_configs = tuple(cls.config_cls for cls in PASS_REGISTRY.values())
 AnyPassConfig = Annotated[Union[_pass_configs], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
@@ -42,6 +55,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fp16": {
         "description": "Float16 weights and activations, inputs and outputs kept float32.",
         "recipe": {"passes": [{"type": "convert_fp16"}]},
+    },
+    "prune-unstructured-50": {
+        "description": "Zero the 50% smallest weights of each layer: sparse, same shapes; "
+        "pays off with zstd transport or sparse kernels.",
+        "recipe": {"passes": [{"type": "prune_magnitude", "sparsity": 0.5}]},
+    },
+    "prune-channels-30": {
+        "description": "Remove 30% of the channels / hidden units (L1 ranking): really fewer "
+        "parameters and FLOPs; check the accuracy delta.",
+        "recipe": {"passes": [{"type": "prune_channels", "ratio": 0.3}]},
+    },
+    "deep-compression": {
+        "description": "Prune 50%, share weights among 16 clusters, then serve zstd-coded "
+        "(download?encoding=zstd): the smallest transport size.",
+        "recipe": {
+            "passes": [
+                {"type": "prune_magnitude", "sparsity": 0.5},
+                {"type": "cluster_weights", "clusters": 16},
+            ]
+        },
     },
 }
 

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.compression.base import PASS_REGISTRY, PassContext, PassError
+from app.compression.base import PassContext, PassError
 from app.compression.recipes import Recipe
 from app.datasets import repository as datasets_repository
 from app.db import session_scope
 from app.jobs import queue, repository, stages
+from app.jobs.isolation import run_in_child
 from app.jobs.stages import JobCanceled
 from app.jobs.tables import JobTable
 from app.onnx_models import repository as models_repository
@@ -65,7 +66,7 @@ def output_key(job: JobTable, inputs: CompressInputs) -> str:
 
 
 def _run_passes(
-    job: JobTable, source: Path, workdir: Path, context: PassContext
+    job: JobTable, source: Path, workdir: Path, context: PassContext, settings: Settings
 ) -> tuple[Path, list[dict[str, Any]]]:
     recipe = Recipe.model_validate(job.recipe)
     total = len(recipe.passes) + 1
@@ -73,8 +74,19 @@ def _run_passes(
     for index, config in enumerate(recipe.configs()):
         stages.progress(job.id, config.type, 0.7 * index / total)
         output = workdir / f"step-{index}-{config.type}.onnx"
-        report = PASS_REGISTRY[config.type]().run(current, config, output, context)
-        reports.append(report.model_dump(mode="json"))
+        # Each pass runs native code on a user's file: in a child, under limits.
+        report = run_in_child(
+            "pass",
+            {
+                "config": config.model_dump(mode="json"),
+                "input": str(current),
+                "output": str(output),
+                "context": context.model_dump(mode="json"),
+            },
+            memory_limit_mb=settings.job_memory_limit_mb,
+            timeout_s=settings.job_time_limit_s,
+        )
+        reports.append(report)
         current = output
     return current, reports
 
@@ -91,7 +103,7 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
         if inputs.calibration_key:
             context.calibration_path = workdir / "calibration.npz"
             storage.download_to(inputs.calibration_key, context.calibration_path)
-        output, reports = _run_passes(job, source, workdir, context)
+        output, reports = _run_passes(job, source, workdir, context, settings)
         stages.progress(job.id, "store", 0.75)
         key = output_key(job, inputs)
         storage.put_file(key, output)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app.compression.recipes import PRESETS
+from app.settings import Settings, get_settings
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -24,17 +26,19 @@ _env = Environment(
 router = APIRouter()
 
 
-def render_index() -> str:
+def render_index(auth_enabled: bool = False) -> str:
     """The form page as HTML, with every preset as an option."""
     presets = [{"name": name, "description": p["description"]} for name, p in PRESETS.items()]
     default = DEFAULT_PRESET if DEFAULT_PRESET in PRESETS else next(iter(PRESETS), "")
-    return _env.get_template("index.html").render(presets=presets, default_preset=default)
+    return _env.get_template("index.html").render(
+        presets=presets, default_preset=default, auth_enabled=auth_enabled
+    )
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)
-def index() -> HTMLResponse:
+def index(settings: Annotated[Settings, Depends(get_settings)]) -> HTMLResponse:
     """Serve the web form."""
-    return HTMLResponse(render_index())
+    return HTMLResponse(render_index(settings.auth_enabled))
 
 
 def mount_static(app: FastAPI) -> None:

@@ -23,9 +23,12 @@ def mlp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_mlp(tmp_path_factory.mktemp("cli") / "mlp.onnx")
 
 
-def _compress(url: str, model: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _compress(
+    url: str, model: Path, output: Path, *extra: str, api_key: str = ""
+) -> subprocess.CompletedProcess[str]:
+    auth = ["--api-key", api_key] if api_key else []
     return subprocess.run(
-        [*CLI, "--url", url, "compress", str(model), "--preset", "int8-dynamic", "--wait",
+        [*CLI, "--url", url, *auth, "compress", str(model), "--preset", "int8-dynamic", "--wait",
          "-o", str(output), "--runs", "5", *extra],
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
@@ -36,7 +39,7 @@ def test_compress_wait_downloads_a_smaller_model(
 ) -> None:
     output = tmp_path / "out.onnx"
 
-    result = _compress(live_stack.url, mlp_path, output)
+    result = _compress(live_stack.url, mlp_path, output, api_key=live_stack.api_key)
 
     assert result.returncode == 0, result.stderr
     assert "succeeded" in result.stdout
@@ -45,7 +48,7 @@ def test_compress_wait_downloads_a_smaller_model(
 
 def test_status_of_an_unknown_job_exits_2_with_the_problem(live_stack: LiveStack) -> None:
     result = subprocess.run(
-        [*CLI, "--url", live_stack.url, "status", "no-such-job"],
+        [*CLI, "--url", live_stack.url, "--api-key", live_stack.api_key, "status", "no-such-job"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 

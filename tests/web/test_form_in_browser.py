@@ -39,6 +39,7 @@ def test_upload_compress_and_download_from_the_form(
 ) -> None:
     model = build_mlp(tmp_path / "browser-mlp.onnx")
     page.goto(f"{live_stack.url}/")
+    page.fill("#api-key", live_stack.api_key)
 
     page.set_input_files("#file", str(model))
     page.fill("#name", "<b>my mlp</b>")
@@ -64,6 +65,7 @@ def test_a_bad_file_shows_the_problem(page: Any, live_stack: LiveStack, tmp_path
     bogus = tmp_path / "notes.onnx"
     bogus.write_text("not a model")
     page.goto(f"{live_stack.url}/")
+    page.fill("#api-key", live_stack.api_key)
 
     page.set_input_files("#file", str(bogus))
     page.click("#submit")

@@ -26,7 +26,15 @@
     metrics: $("metrics"),
     downloadWrap: $("download-wrap"),
     download: $("download"),
+    apiKey: $("api-key"), // present only when the server requires API keys
   };
+
+  // The key lives for this tab only; it is sent as a Bearer token, never put in a URL.
+  function authHeaders() {
+    const key = el.apiKey ? el.apiKey.value.trim() : "";
+    if (el.apiKey) sessionStorage.setItem("modelpress-api-key", key);
+    return key ? { Authorization: "Bearer " + key } : {};
+  }
 
   let currentJobId = null;
   let pollTimer = null;
@@ -42,7 +50,7 @@
   }
 
   async function api(method, url, body) {
-    const init = { method, headers: { Accept: "application/json" } };
+    const init = { method, headers: Object.assign({ Accept: "application/json" }, authHeaders()) };
     if (body instanceof FormData) {
       init.body = body; // the browser sets the multipart boundary itself
     } else if (body !== undefined) {
@@ -304,6 +312,26 @@
     }
   }
 
+  // With API keys a plain link cannot authenticate: fetch the file, then save the blob.
+  async function onDownload(event) {
+    if (!el.apiKey) return; // no auth: the link downloads by itself
+    event.preventDefault();
+    try {
+      const resp = await fetch(el.download.href, { headers: authHeaders() });
+      if (!resp.ok) throw new ApiError(resp.status, await resp.json().catch(() => ({})));
+      const url = URL.createObjectURL(await resp.blob());
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = el.download.getAttribute("download") || "model.onnx";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (err) {
+      showError("Download failed", err);
+    }
+  }
+
   async function onCancel() {
     if (!currentJobId) return;
     el.cancel.disabled = true;
@@ -321,7 +349,9 @@
     el.presetDescription.textContent = opt ? opt.dataset.description || "" : "";
   }
 
+  if (el.apiKey) el.apiKey.value = sessionStorage.getItem("modelpress-api-key") || "";
   el.form.addEventListener("submit", onSubmit);
+  el.download.addEventListener("click", onDownload);
   el.cancel.addEventListener("click", onCancel);
   el.preset.addEventListener("change", onPresetChange);
 })();

@@ -1,0 +1,76 @@
+"""Child-process entry: run one pass or one benchmark under limits, answer in a JSON file.
+
+`python -m app.compression.child REQUEST.json RESULT.json`. The parent (the worker) reads the
+exit status: a signal means a crash, exit code 3 means memory ran out.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+EXIT_OUT_OF_MEMORY = 3
+
+
+def _limit_memory(limit_mb: int | None) -> None:
+    if limit_mb:
+        limit = limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _run_pass(request: dict[str, Any]) -> dict[str, Any]:
+    from app.compression.base import PASS_REGISTRY, PassContext
+    from app.compression.recipes import Recipe
+
+    config = Recipe.model_validate({"passes": [request["config"]]}).passes[0]
+    context = PassContext.model_validate(request["context"])
+    report = PASS_REGISTRY[config.type]().run(
+        Path(request["input"]), config, Path(request["output"]), context
+    )
+    return report.model_dump(mode="json")
+
+
+def _run_benchmark(request: dict[str, Any]) -> dict[str, Any]:
+    from app.compression import benchmark
+
+    options = request["options"]
+    for key in ("eval_dataset_path",):
+        if options.get(key):
+            options[key] = Path(options[key])
+    if request.get("baseline"):
+        return benchmark.benchmark_pair(
+            Path(request["baseline"]), Path(request["model"]), **options
+        )
+    return benchmark.benchmark_single(Path(request["model"]), **options)
+
+
+HANDLERS = {"pass": _run_pass, "benchmark": _run_benchmark}
+
+
+def main(request_path: str, result_path: str) -> int:
+    from app.compression.analysis import InvalidModelError
+    from app.compression.base import PassError
+
+    request = json.loads(Path(request_path).read_text())
+    _limit_memory(request.get("memory_limit_mb"))
+    try:
+        result: dict[str, Any] = {"ok": HANDLERS[request["kind"]](request)}
+    except MemoryError:
+        return EXIT_OUT_OF_MEMORY
+    except PassError as exc:
+        result = {"error": {"code": exc.code, "message": exc.message}}
+    except InvalidModelError as exc:
+        result = {"error": {"code": "invalid_output", "message": str(exc)}}
+    except Exception as exc:
+        traceback.print_exc()
+        result = {"error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}}
+    Path(result_path).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

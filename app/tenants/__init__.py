@@ -1,0 +1,1 @@
+"""Tenants and their API keys: every model, dataset and job belongs to one tenant."""
