@@ -83,6 +83,18 @@ class JobNotFinishedError(ProblemError):
     status, code, title = 409, "job_not_finished", "Job not finished"
 
 
+class QuotaExceededError(ProblemError):
+    status, code, title = 409, "quota_exceeded", "Quota exceeded"
+
+
+class TooManyActiveJobsError(ProblemError):
+    status, code, title = 429, "too_many_active_jobs", "Too many active jobs"
+
+
+class RateLimitedError(ProblemError):
+    status, code, title = 429, "rate_limited", "Too many submissions"
+
+
 class BrokerUnavailableError(ProblemError):
     status, code, title = 503, "broker_unavailable", "Job queue unavailable"
 
@@ -127,6 +139,8 @@ def install_error_handlers(app: FastAPI) -> None:
         response = problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
+        if "retry_after_s" in exc.extra:
+            response.headers["Retry-After"] = str(exc.extra["retry_after_s"])
         return response
 
     @app.exception_handler(RequestValidationError)

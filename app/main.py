@@ -6,11 +6,12 @@ import logging
 
 from fastapi import FastAPI
 
-from app import health
+from app import health, limits
 from app.benchmarks.router import router as benchmarks_router
 from app.datasets.router import router as datasets_router
 from app.errors import install_error_handlers
 from app.jobs.router import router as jobs_router
+from app.limits import JsonBodyLimit
 from app.onnx_models.router import router as models_router
 from app.onnx_models.tables import DEFAULT_TENANT
 from app.settings import get_settings
@@ -37,6 +38,8 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(limits.router)
+    app.add_middleware(JsonBodyLimit)
     app.include_router(models_router)
     app.include_router(datasets_router)
     app.include_router(jobs_router)

@@ -34,7 +34,29 @@ class Settings(BaseSettings):
     )
 
     max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest accepted upload.")
+    max_json_bytes: int = Field(
+        default=1024 * 1024, description="Largest JSON request body (413 past it)."
+    )
+    max_models_per_tenant: int = Field(default=1000, description="Stored models per tenant.")
+    max_active_jobs_per_tenant: int = Field(
+        default=20, description="Queued plus running jobs per tenant."
+    )
+    job_submissions_per_minute: int = Field(
+        default=120, description="Jobs (and benchmarks) a tenant may submit per minute."
+    )
     job_time_limit_s: int = Field(default=1800, description="Wall-time limit of one job.")
+    heartbeat_interval_s: float = Field(
+        default=10.0, description="How often a running job renews its lease."
+    )
+    heartbeat_timeout_s: float = Field(
+        default=60.0, description="A running job silent this long has lost its worker."
+    )
+    max_attempts: int = Field(
+        default=3, description="Runs of a job before a lost worker fails it with worker_lost."
+    )
+    reaper_interval_s: float = Field(
+        default=15.0, description="How often each worker looks for lost jobs and the outbox."
+    )
     job_memory_limit_mb: int = Field(
         default=8192, description="Address-space limit of the child process that runs a pass."
     )

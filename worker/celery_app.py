@@ -19,13 +19,8 @@ app = celery_app
 
 
 @worker_ready.connect
-def _send_outbox(**_: Any) -> None:
-    # Jobs recorded while the broker was down are sent as soon as a worker is up.
-    from app.jobs.service import sweep_outbox
+def _start_reaper(**_: Any) -> None:
+    # Every worker sweeps for lost jobs and unsent ones (the outbox); the sweeps are idempotent.
+    from app.jobs.reaper import start_background_reaper
 
-    try:
-        sent = sweep_outbox(min_age_s=0)
-        if sent:
-            log.info("sent %d job(s) that were waiting in the outbox", sent)
-    except Exception:
-        log.exception("outbox sweep failed")
+    start_background_reaper()

@@ -122,11 +122,14 @@ def run_benchmark(
 ) -> None:
     """Measure the job's models and finish it; failures end the job."""
     settings = settings or get_settings()
-    job = stages.claim(job_id, allow_running=True)
+    job = stages.claim(job_id, handoff_stage=stages.BENCHMARK_HANDOFF)
     if job is None:
         return
-    with stages.failures_end_the_job(
-        job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
+    with (
+        stages.failures_end_the_job(
+            job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
+        ),
+        stages.keep_alive(job_id),
     ):
         inputs = _inputs(job)
         stages.progress(job_id, "benchmark", 0.85)

@@ -45,7 +45,13 @@ def list_page(
 
 
 def transition(
-    session: Session, job_id: str, expected: JobStatus, target: JobStatus, **values: Any
+    session: Session,
+    job_id: str,
+    expected: JobStatus,
+    target: JobStatus,
+    *,
+    where: tuple[Any, ...] = (),
+    **values: Any,
 ) -> bool:
     """Move a job from `expected` to `target`; False (and no change) if it is not in `expected`.
 
@@ -55,12 +61,59 @@ def transition(
         raise IllegalTransitionError(f"{expected} -> {target} is not an allowed transition")
     result = session.execute(
         update(JobTable)
-        .where(JobTable.id == job_id, JobTable.status == expected.value)
+        .where(JobTable.id == job_id, JobTable.status == expected.value, *where)
         .values(status=target.value, **values)
         .execution_options(synchronize_session=False)
     )
     session.flush()
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reclaim_running(
+    session: Session, job_id: str, *, stale_before: datetime, handoff_stage: str | None = None
+) -> bool:
+    """Take over a running job whose worker went silent, or that a stage handed off to us.
+
+    The heartbeat is a lease: a job with a fresh heartbeat belongs to a live worker and a
+    duplicate delivery of its task must leave it alone.
+    """
+    takeover = or_(JobTable.heartbeat_at.is_(None), JobTable.heartbeat_at < stale_before)
+    if handoff_stage is not None:
+        takeover = or_(takeover, JobTable.stage == handoff_stage)
+    result = session.execute(
+        update(JobTable)
+        .where(JobTable.id == job_id, JobTable.status == JobStatus.RUNNING.value, takeover)
+        .values(heartbeat_at=utcnow(), stage="resuming" if handoff_stage is None else "starting")
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def touch(session: Session, job_id: str) -> bool:
+    """Renew a running job's heartbeat (its lease)."""
+    result = session.execute(
+        update(JobTable)
+        .where(JobTable.id == job_id, JobTable.status == JobStatus.RUNNING.value)
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_stale_running(
+    session: Session, stale_before: datetime, limit: int = 100
+) -> list[JobTable]:
+    """Running jobs whose worker has not renewed the lease since `stale_before`."""
+    query = (
+        select(JobTable)
+        .where(
+            JobTable.status == JobStatus.RUNNING.value,
+            or_(JobTable.heartbeat_at.is_(None), JobTable.heartbeat_at < stale_before),
+        )
+        .order_by(JobTable.heartbeat_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
 
 
 def report_progress(session: Session, job_id: str, stage: str, progress: float) -> bool:
@@ -116,6 +169,20 @@ def count_active_for_model(session: Session, model_id: str) -> int:
     query = select(func.count()).where(
         or_(JobTable.model_id == model_id, JobTable.baseline_model_id == model_id),
         JobTable.status.in_([s.value for s in ACTIVE_STATES]),
+    )
+    return int(session.scalar(query) or 0)
+
+
+def count_active_for_tenant(session: Session, tenant_id: str) -> int:
+    query = select(func.count()).where(
+        JobTable.tenant_id == tenant_id, JobTable.status.in_([s.value for s in ACTIVE_STATES])
+    )
+    return int(session.scalar(query) or 0)
+
+
+def count_created_since(session: Session, tenant_id: str, since: datetime) -> int:
+    query = select(func.count()).where(
+        JobTable.tenant_id == tenant_id, JobTable.created_at >= since
     )
     return int(session.scalar(query) or 0)
 

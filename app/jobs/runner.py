@@ -16,7 +16,7 @@ from app.datasets import repository as datasets_repository
 from app.db import session_scope
 from app.jobs import queue, repository, stages
 from app.jobs.isolation import run_in_child
-from app.jobs.stages import JobCanceled
+from app.jobs.stages import BENCHMARK_HANDOFF, JobCanceled
 from app.jobs.tables import JobTable
 from app.onnx_models import repository as models_repository
 from app.onnx_models import service as models_service
@@ -132,14 +132,17 @@ def run_compress(
 ) -> None:
     """Run the passes of a job and hand it to the benchmark queue; failures end the job."""
     settings = settings or get_settings()
-    job = stages.claim(job_id, allow_running=True)
+    job = stages.claim(job_id)
     if job is None:
         return
-    with stages.failures_end_the_job(
-        job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
+    with (
+        stages.failures_end_the_job(
+            job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
+        ),
+        stages.keep_alive(job_id),
     ):
         inputs = _inputs(job)
         if inputs is not None:
             _compress(job, inputs, get_storage(), settings)
-        stages.progress(job_id, "benchmark_queued", 0.8)
+        stages.progress(job_id, BENCHMARK_HANDOFF, 0.8)
         queue.send_benchmark(job_id)

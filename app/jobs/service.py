@@ -12,7 +12,13 @@ from app.compression.analysis import TensorSpec
 from app.compression.recipes import PRESETS, Recipe, expand_preset
 from app.datasets import service as datasets_service
 from app.db import call_after_commit, session_scope, utcnow
-from app.errors import InvalidRecipeError, InvalidRequestError, NotFoundError
+from app.errors import (
+    InvalidRecipeError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+    TooManyActiveJobsError,
+)
 from app.jobs import queue, repository
 from app.jobs.lifecycle import TERMINAL_STATES, JobKind, JobStatus
 from app.jobs.schemas import JobCreate, JobOut, JobReport, PresetOut
@@ -58,8 +64,25 @@ def check_datasets(session: Session, tenant_id: str, model: ModelTable, **ids: s
             datasets_service.get_for_model(session, tenant_id, dataset_id, specs, field)
 
 
+def _check_tenant_limits(session: Session, tenant_id: str) -> None:
+    settings = get_settings()
+    active = repository.count_active_for_tenant(session, tenant_id)
+    if active >= settings.max_active_jobs_per_tenant:
+        raise TooManyActiveJobsError(
+            f"{active} jobs are queued or running; the limit is "
+            f"{settings.max_active_jobs_per_tenant}: wait for some to end",
+            retry_after_s=10,
+        )
+    recent = repository.count_created_since(session, tenant_id, utcnow() - timedelta(minutes=1))
+    if recent >= settings.job_submissions_per_minute:
+        raise RateLimitedError(
+            f"at most {settings.job_submissions_per_minute} jobs a minute", retry_after_s=60
+        )
+
+
 def submit(session: Session, job: JobTable) -> JobTable:
     """Record a job; it reaches the broker once the transaction commits (or the outbox later)."""
+    _check_tenant_limits(session, job.tenant_id)
     repository.add(session, job)
     job_id, kind = job.id, job.kind
     call_after_commit(session, lambda: queue.enqueue(session_scope, job_id, kind))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,14 @@ from app.db import session_scope, utcnow
 from app.jobs import repository
 from app.jobs.lifecycle import JobStatus
 from app.jobs.tables import JobTable
+from app.settings import get_settings
 from app.storage import StorageError
 
 log = logging.getLogger(__name__)
+
+
+# The stage a compress job is left in for the benchmark queue to pick up.
+BENCHMARK_HANDOFF = "benchmark_queued"
 
 
 class TransientJobError(Exception):
@@ -49,32 +56,61 @@ class DatasetRef:
     storage_key: str
 
 
-def claim(job_id: str, *, allow_running: bool) -> JobTable | None:
-    """Move a queued job to running and return it detached; None when there is nothing to do.
+def claim(job_id: str, *, handoff_stage: str | None = None) -> JobTable | None:
+    """Take a job for this worker and return it detached; None when there is nothing to do.
 
-    `allow_running` accepts a job that is already running: a redelivery after a lost worker, or
-    the benchmark stage of a job whose compress stage has finished.
+    A queued job becomes running. A running job is taken over only when its lease (heartbeat)
+    has expired, or when the previous stage handed it over at `handoff_stage`.
     """
+    settings = get_settings()
     with session_scope() as session:
         job = repository.get(session, job_id)
         if job is None:
             log.warning("job %s does not exist; dropping its task", job_id)
             return None
-        status = JobStatus(job.status)
+        status, now = JobStatus(job.status), utcnow()
         if status == JobStatus.QUEUED:
-            now = utcnow()
-            if not repository.transition(
+            taken = repository.transition(
                 session, job_id, JobStatus.QUEUED, JobStatus.RUNNING,
-                started_at=now, heartbeat_at=now, attempts=job.attempts + 1,
-                stage="starting", progress=0.0,
-            ):  # fmt: skip
-                return None
-            session.refresh(job)
-        elif status != JobStatus.RUNNING or not allow_running:
-            log.info("job %s is %s; nothing to do", job_id, status)
+                started_at=job.started_at or now, heartbeat_at=now, attempts=job.attempts + 1,
+                stage="starting",
+            )  # fmt: skip
+        elif status == JobStatus.RUNNING:
+            stale_before = now - timedelta(seconds=settings.heartbeat_timeout_s)
+            taken = repository.reclaim_running(
+                session, job_id, stale_before=stale_before, handoff_stage=handoff_stage
+            )
+        else:
+            taken = False
+        if not taken:
+            log.info("job %s is %s and not ours to run; leaving it", job_id, status)
             return None
+        session.refresh(job)
         session.expunge(job)
         return job
+
+
+@contextmanager
+def keep_alive(job_id: str) -> Iterator[None]:
+    """Renew the job's lease in the background while a long stage runs."""
+    stop = threading.Event()
+    interval = get_settings().heartbeat_interval_s
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                with session_scope() as session:
+                    repository.touch(session, job_id)
+            except Exception:
+                log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def progress(job_id: str, stage: str, fraction: float) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.onnx_models.tables import ModelTable
@@ -37,6 +37,11 @@ def list_page(
     if parent_id is not None:
         query = query.where(ModelTable.parent_id == parent_id)
     return paginate(session, query, ModelTable, limit, cursor)
+
+
+def count_for_tenant(session: Session, tenant_id: str) -> int:
+    query = select(func.count()).select_from(ModelTable).where(ModelTable.tenant_id == tenant_id)
+    return int(session.scalar(query) or 0)
 
 
 def count_with_storage_key(session: Session, storage_key: str) -> int:

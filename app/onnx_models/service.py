@@ -8,10 +8,17 @@ from sqlalchemy.orm import Session
 
 from app.compression import analysis, transport
 from app.db import call_after_commit, call_after_rollback, new_id
-from app.errors import InvalidModelError, InvalidRequestError, ModelInUseError, NotFoundError
+from app.errors import (
+    InvalidModelError,
+    InvalidRequestError,
+    ModelInUseError,
+    NotFoundError,
+    QuotaExceededError,
+)
 from app.jobs import repository as jobs_repository
 from app.onnx_models import repository
 from app.onnx_models.tables import ModelTable
+from app.settings import get_settings
 from app.storage import Storage
 from app.uploads import ReceivedFile
 
@@ -57,6 +64,9 @@ def create_from_upload(
     """Validate an uploaded file as ONNX, store it, and record it."""
     if upload.size_bytes == 0 or not upload.sha256:
         raise InvalidModelError("the uploaded file is empty or was cut off")
+    limit = get_settings().max_models_per_tenant
+    if repository.count_for_tenant(session, tenant_id) >= limit:
+        raise QuotaExceededError(f"this tenant already stores {limit} models: delete some first")
     if upload.filename.lower().endswith(".zip"):
         raise InvalidModelError(
             "zip uploads (a model with external data) are not accepted yet: upload the .onnx file"
