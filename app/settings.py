@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=3, description="Runs of a job before a lost worker fails it with worker_lost."
     )
+    queued_resend_after_s: float = Field(
+        default=600.0,
+        description="A job queued this long since it was sent is sent again, in case the broker "
+        "lost the message; a duplicate delivery is harmless.",
+    )
     reaper_interval_s: float = Field(
         default=15.0, description="How often each worker looks for lost jobs and the outbox."
     )

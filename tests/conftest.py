@@ -153,6 +153,11 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> It
         "MODELPRESS_BENCHMARK_RUNS": "20",
         "MODELPRESS_ENABLE_TEST_PASSES": "1",
         "MODELPRESS_JOB_MEMORY_LIMIT_MB": "2048",
+        # Short leases so the fault tests see a lost worker's job requeued within seconds.
+        "MODELPRESS_HEARTBEAT_INTERVAL_S": "1",
+        "MODELPRESS_HEARTBEAT_TIMEOUT_S": "5",
+        "MODELPRESS_REAPER_INTERVAL_S": "1",
+        "MODELPRESS_QUEUED_RESEND_AFTER_S": "8",
     }
     stack = LiveStack(env=env, log_dir=tmp_path_factory.mktemp("live-logs"), port=free_port())
     try:

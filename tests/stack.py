@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,9 +32,11 @@ class LiveStack:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = (self.log_dir / f"{name}.log").open("ab")
+        # A session of its own, so a test can kill the whole process tree like a crash would.
         self.procs[name] = subprocess.Popen(
-            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
 
     def start_api(self) -> None:
         self._spawn(
@@ -66,7 +70,7 @@ class LiveStack:
                 "--concurrency=1",
                 "--loglevel=INFO",
                 "-Q",
-                self.env["MODELPRESS_QUEUE_NAME"],
+                f"{self.env['MODELPRESS_QUEUE_NAME']},{self.env['MODELPRESS_BENCHMARK_QUEUE_NAME']}",
                 "-n",
                 f"test-{os.getpid()}@%h",
             ],
@@ -103,14 +107,22 @@ class LiveStack:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace")[-8000:] if path.exists() else ""
 
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and everything it started: no shutdown code runs."""
+        proc = self.procs.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
+
     def stop(self) -> None:
         for proc in self.procs.values():
             proc.terminate()
-        for proc in self.procs.values():
+        for name, proc in list(self.procs.items()):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                self.procs[name] = proc
+                self.kill(name)
 
     def wait_for_job(self, client: httpx.Client, job_id: str, timeout_s: float = 180.0) -> Any:
         """Poll a job like a script would, until it ends."""

@@ -13,6 +13,9 @@ from app.settings import get_settings
 
 log = logging.getLogger(__name__)
 
+# Celery configures its own loggers; ours report job-level events at INFO.
+logging.getLogger("app").setLevel(logging.INFO)
+
 celery_app = Celery("modelpress", include=["worker.tasks"])
 celery_app.conf.update(celery_config(get_settings()))
 app = celery_app

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.benchmarks.extras import comparison_extras
-from app.compression import benchmark
 from app.compression.base import PassError
 from app.datasets import repository as datasets_repository
 from app.db import call_after_commit, session_scope, utcnow
 from app.jobs import repository, stages
+from app.jobs.isolation import run_in_child
 from app.jobs.lifecycle import JobKind, JobStatus
 from app.jobs.tables import JobTable
 from app.onnx_models import repository as models_repository
@@ -61,31 +60,38 @@ def _inputs(job: JobTable) -> BenchmarkInputs:
 
 def _measure(
     job: JobTable, inputs: BenchmarkInputs, storage: Storage, settings: Settings, workdir: Path
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> dict[str, Any]:
     subject = workdir / "subject.onnx"
     storage.download_to(inputs.subject.storage_key, subject)
     eval_path = None
     if inputs.eval_key:
         eval_path = workdir / "eval.npz"
         storage.download_to(inputs.eval_key, eval_path)
+    baseline = None
+    if inputs.baseline is not None:
+        baseline = workdir / "baseline.onnx"
+        storage.download_to(inputs.baseline.storage_key, baseline)
     options = job.benchmark_options
-    common: dict[str, Any] = {
-        "input_shapes": job.input_shapes,
-        "runs": options.get("runs", settings.benchmark_runs),
-        "warmup": options.get("warmup", settings.benchmark_warmup),
-        "threads": options.get("threads", settings.benchmark_threads),
-        "time_budget_s": settings.benchmark_time_budget_s,
-        "default_dim": settings.default_symbolic_dim,
-        "eval_dataset_path": eval_path,
+    request = {
+        "model": str(subject),
+        "baseline": str(baseline) if baseline else None,
+        "options": {
+            "input_shapes": job.input_shapes,
+            "runs": options.get("runs", settings.benchmark_runs),
+            "warmup": options.get("warmup", settings.benchmark_warmup),
+            "threads": options.get("threads", settings.benchmark_threads),
+            "time_budget_s": settings.benchmark_time_budget_s,
+            "default_dim": settings.default_symbolic_dim,
+            "eval_dataset_path": str(eval_path) if eval_path else None,
+        },
     }
-    if inputs.baseline is None:
-        return benchmark.benchmark_single(subject, **common), {}
-    baseline = workdir / "baseline.onnx"
-    storage.download_to(inputs.baseline.storage_key, baseline)
-    metrics = benchmark.benchmark_pair(baseline, subject, **common)
-    extra_metrics, report_extra = comparison_extras(baseline, subject, job, eval_path, settings)
-    metrics.update(extra_metrics)
-    return metrics, report_extra
+    # Timing and evaluation run the user's model in native code: in a child, under limits.
+    return run_in_child(
+        "benchmark",
+        request,
+        memory_limit_mb=settings.job_memory_limit_mb,
+        timeout_s=settings.job_time_limit_s,
+    )
 
 
 def _finish(
@@ -135,6 +141,6 @@ def run_benchmark(
         stages.progress(job_id, "benchmark", 0.85)
         storage = get_storage()
         with tempfile.TemporaryDirectory(prefix=f"bench-{job_id}-") as tmp:
-            metrics, report_extra = _measure(job, inputs, storage, settings, Path(tmp))
+            measured = _measure(job, inputs, storage, settings, Path(tmp))
         stages.progress(job_id, "record", 0.98)
-        _finish(job, inputs, storage, metrics, report_extra)
+        _finish(job, inputs, storage, measured["metrics"], measured["report"])

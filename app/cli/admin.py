@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one admin action; prints JSON on stdout, 0 on success, 2 on error."""
+    result: dict[str, object]
     try:
         with session_scope() as session:
             if args.action == "create-tenant":

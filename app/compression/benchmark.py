@@ -1,136 +1,234 @@
-"""Side-by-side latency, size and output fidelity of an original and a compressed model."""
+"""Side-by-side benchmark of an original and a compressed model: the job's metrics block."""
 
 from __future__ import annotations
 
-import functools
-import platform
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from app.compression.analysis import graph_inputs, load_proto, model_size_bytes, param_count
+from app.compression import fidelity
+from app.compression.analysis import (
+    TensorSpec,
+    graph_inputs,
+    load_proto,
+    model_size_bytes,
+    param_count,
+)
 from app.compression.inputs import resolve_input_shapes, synthetic_inputs
+from app.compression.latency import (
+    cpu_name,
+    host_info,
+    latency_stats,
+    open_session,
+    resolve_providers,
+    throughput_per_s,
+    timed_runs,
+)
 
-PROVIDER = "CPUExecutionProvider"
-
-
-def latency_stats(samples_ms: list[float]) -> dict[str, float]:
-    """p50/p90/p99 (linear interpolation), mean, sample std (n-1) and cv = std / mean."""
-    if not samples_ms:
-        raise ValueError("latency_stats needs at least one sample")
-    data = np.asarray(samples_ms, dtype=np.float64)
-    mean = float(data.mean())
-    std = float(data.std(ddof=1)) if data.size > 1 else 0.0
-    p50, p90, p99 = (float(v) for v in np.percentile(data, [50, 90, 99]))
-    return {
-        "p50": p50,
-        "p90": p90,
-        "p99": p99,
-        "mean": mean,
-        "std": std,
-        "cv": std / mean if mean > 0 else 0.0,
-    }
+__all__ = ["benchmark_pair", "benchmark_single", "cpu_name", "latency_stats"]
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_name() -> str:
-    """CPU model string; py-cpuinfo takes about a second, hence the cache."""
-    try:
-        import cpuinfo
-
-        brand = cpuinfo.get_cpu_info().get("brand_raw")
-        if brand:
-            return str(brand)
-    except Exception:  # an optional nicety: any failure falls back to the stdlib
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _session(path: Path, threads: int) -> tuple[Any, float]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    start = time.perf_counter()
-    session = ort.InferenceSession(str(path), sess_options=options, providers=[PROVIDER])
-    return session, (time.perf_counter() - start) * 1000.0
+@dataclass
+class _Options:
+    input_shapes: dict[str, list[int]] | None
+    runs: int
+    warmup: int
+    threads: int
+    time_budget_s: float
+    default_dim: int
+    seed: int
+    fidelity_samples: int
+    eval_dataset_path: Path | None
+    batch_sizes: list[int]
+    measure_memory: bool
+    provider: str
+    graph_optimization_level: str
 
 
-def _as_feed(sample: dict[str, np.ndarray], dtypes: dict[str, str]) -> dict[str, np.ndarray]:
-    # A compressed model may declare other input dtypes (fp16 without keep_io_types).
-    return {name: arr.astype(dtypes[name], copy=False) for name, arr in sample.items()}
+@dataclass
+class _Run:
+    """What timing both models produced, for the comparison and the per-model blocks."""
+
+    blocks: list[dict[str, Any]]
+    sessions: list[Any]
+    dtypes: list[dict[str, str]]
+    specs: list[TensorSpec]
+    shapes: dict[str, list[int]]
+    warnings: list[str] = field(default_factory=list)
 
 
-def _timed_runs(sessions: list[Any], feeds: list[dict], runs: int, warmup: int, budget_s: float):
-    for _ in range(warmup):
-        for session, feed in zip(sessions, feeds, strict=True):
-            session.run(None, feed)
-    timings: list[list[float]] = [[] for _ in sessions]
-    deadline = time.perf_counter() + budget_s
-    # Interleaved so that clock drift, thermal state and noisy neighbours hit both alike.
-    for i in range(runs):
-        if i > 0 and time.perf_counter() > deadline:
-            break
-        for session, feed, times in zip(sessions, feeds, timings, strict=True):
-            start = time.perf_counter()
-            session.run(None, feed)
-            times.append((time.perf_counter() - start) * 1000.0)
-    return timings
+def _check(o: _Options) -> None:
+    if o.runs < 1 or o.threads < 1:
+        raise ValueError("runs and threads must be >= 1")
+    if o.warmup < 0 or o.time_budget_s < 0 or o.fidelity_samples < 0:
+        raise ValueError("warmup, time_budget_s and fidelity_samples must be >= 0")
+    if any(b < 1 for b in o.batch_sizes):
+        raise ValueError(f"batch sizes must be >= 1, got {o.batch_sizes}")
 
 
-def _flat_outputs(outputs: list[Any]) -> np.ndarray:
-    parts = [np.asarray(o, dtype=np.float64).ravel() for o in outputs]
-    return np.concatenate(parts) if parts else np.zeros(0)
+def _static(path: Path, shapes: dict[str, list[int]], default_dim: int) -> tuple[dict, list[str]]:
+    from app.compression.flops import count_flops
 
-
-def _fidelity(sessions: list[Any], feeds: list[list[dict]]) -> tuple[dict[str, Any], list[str]]:
-    warnings: list[str] = []
-    names = [o.name for o in sessions[0].get_outputs()]
-    ref_chunks, new_chunks = [], []
-    for feed_a, feed_b in zip(*feeds, strict=True):
-        out_a = sessions[0].run(names, feed_a)
-        out_b = sessions[1].run(names, feed_b)
-        for name, a, b in zip(names, out_a, out_b, strict=True):
-            if np.shape(a) != np.shape(b):
-                return {}, [f"output {name!r} changed shape: {np.shape(a)} -> {np.shape(b)}"]
-        ref_chunks.append(_flat_outputs(out_a))
-        new_chunks.append(_flat_outputs(out_b))
-    ref, new = np.concatenate(ref_chunks), np.concatenate(new_chunks)
-    finite = np.isfinite(ref) & np.isfinite(new)
-    # inf/nan (e.g. float16 overflow) would make every statistic meaningless and break JSON.
-    mismatched = int(np.count_nonzero(~finite & (np.isfinite(ref) | np.isfinite(new))))
-    ref, new = ref[finite], new[finite]
-    diff = np.abs(ref - new)
-    norm = float(np.linalg.norm(ref) * np.linalg.norm(new))
-    if norm > 0:
-        cosine = float(np.clip(np.dot(ref, new) / norm, -1.0, 1.0))
-    else:  # two zero vectors are identical; one zero vector shares no direction
-        cosine = 1.0 if not ref.any() and not new.any() else 0.0
-    result: dict[str, Any] = {
-        "max_abs_error": float(diff.max()) if diff.size else 0.0,
-        "mean_abs_error": float(diff.mean()) if diff.size else 0.0,
-        "cosine_similarity": cosine,
-        "samples": len(feeds[0]),
-    }
-    if mismatched:
-        result["nonfinite_mismatches"] = mismatched
-        warnings.append(f"compressed model gives {mismatched} inf/nan values the original does not")
-    return result, warnings
-
-
-def _side(path: Path, load_ms: float, stats: dict[str, float], runs: int) -> dict[str, Any]:
     model = load_proto(path)
-    return {
+    block: dict[str, Any] = {
         "size_bytes": model_size_bytes(path, model),
         "param_count": param_count(model),
-        "latency_ms": {k: round(v, 4) for k, v in stats.items()},
-        "load_ms": round(load_ms, 3),
-        "runs": runs,
     }
+    flops = count_flops(model, shapes, default_dim)
+    if "total_macs" in flops:
+        block["flops"] = flops["total_macs"]  # MACs, as the contract's "flops" means
+        return block, []
+    return block, [f"{path.name}: flops left out, shapes unknown at {flops['unresolved'][:5]}"]
+
+
+def _with_batch(shapes: dict[str, list[int]], batch: int) -> dict[str, list[int]]:
+    return {name: [batch, *shape[1:]] for name, shape in shapes.items()}
+
+
+def _measure(paths: list[Path], o: _Options) -> _Run:
+    """Load, time interleaved, throughput per batch size and peak memory of each model."""
+    _check(o)
+    providers = resolve_providers(o.provider)
+    specs = [graph_inputs(load_proto(p)) for p in paths]
+    if any({s.name for s in side} != {s.name for s in specs[0]} for side in specs):
+        raise ValueError("the compressed model's inputs differ from the original's")
+    shapes = resolve_input_shapes(specs[0], o.input_shapes, o.default_dim)
+    dtypes = [{s.name: s.dtype for s in side} for side in specs]
+    opened = [
+        open_session(
+            p,
+            threads=o.threads,
+            providers=providers,
+            graph_optimization_level=o.graph_optimization_level,
+        )
+        for p in paths
+    ]
+    sessions = [s for s, _ in opened]
+    outputs = [{out.name for out in s.get_outputs()} for s in sessions]
+    if any(names != outputs[0] for names in outputs):
+        raise ValueError(f"outputs differ: {sorted(outputs[0])} vs {sorted(outputs[-1])}")
+    # A batch axis is a symbolic first dim on every input of every model.
+    dynamic = bool(shapes) and all(
+        s.shape and isinstance(s.shape[0], str) for side in specs for s in side
+    )
+    batches = o.batch_sizes if dynamic else []
+    warnings = (
+        []
+        if dynamic or not o.batch_sizes
+        else ["batch_sizes ignored: the model's first input dim is fixed, not a batch axis"]
+    )
+    budget = o.time_budget_s / (1 + len(batches))  # the budget bounds all timed loops together
+
+    base = synthetic_inputs(specs[0], shapes, samples=1, seed=o.seed + 1)[0]
+    feeds = [fidelity.as_feed(base, d) for d in dtypes]
+    times = timed_runs(sessions, feeds, o.runs, o.warmup, budget)
+    batch = next(iter(shapes.values()))[0] if dynamic else 1
+    blocks = []
+    for path, (_, load_ms), ms in zip(paths, opened, times, strict=True):
+        block, notes = _static(path, shapes, o.default_dim)
+        stats = latency_stats(ms)
+        block.update(latency_ms=stats, runs=len(ms), load_ms=load_ms)
+        if (per_s := throughput_per_s(batch, stats)) is not None:
+            block["throughput_per_s"] = per_s
+        if dynamic:
+            block["batch_size"] = batch
+        blocks.append(block)
+        warnings += notes
+    for size in batches:
+        sized = synthetic_inputs(specs[0], _with_batch(shapes, size), samples=1, seed=o.seed + 2)[0]
+        sized_times = timed_runs(
+            sessions, [fidelity.as_feed(sized, d) for d in dtypes], o.runs, o.warmup, budget
+        )
+        for block, ms in zip(blocks, sized_times, strict=True):
+            per_s = throughput_per_s(size, latency_stats(ms))
+            if per_s is not None:
+                block.setdefault("throughput_by_batch", {})[str(size)] = per_s
+    if o.measure_memory:
+        warnings += _memory(paths, feeds, blocks, providers, o)
+    return _Run(blocks, sessions, dtypes, specs[0], shapes, warnings)
+
+
+def _memory(
+    paths: list[Path], feeds: list[dict], blocks: list[dict], providers: list[str], o: _Options
+) -> list[str]:
+    from app.compression.memory import MemoryMeasurementError, measure_peak_rss
+
+    warnings = []
+    for path, feed, block in zip(paths, feeds, blocks, strict=True):
+        try:
+            rss = measure_peak_rss(
+                path,
+                feed,
+                threads=o.threads,
+                providers=providers,
+                graph_optimization_level=o.graph_optimization_level,
+            )
+        except MemoryMeasurementError as exc:
+            warnings.append(f"{path.name}: peak memory not measured ({exc})")
+            continue
+        block["peak_rss_mb"] = rss["peak_rss_mb"]
+        if "rss_before_load_mb" in rss:
+            block["rss_before_load_mb"] = rss["rss_before_load_mb"]
+    return warnings
+
+
+def benchmark_single(
+    model_path: Path,
+    *,
+    input_shapes: dict[str, list[int]] | None,
+    runs: int,
+    warmup: int,
+    threads: int,
+    time_budget_s: float,
+    default_dim: int = 1,
+    seed: int = 0,
+    fidelity_samples: int = 8,
+    eval_dataset_path: Path | None = None,
+    batch_sizes: list[int] | None = None,
+    measure_memory: bool = True,
+    provider: str = "CPUExecutionProvider",
+    graph_optimization_level: str = "all",
+) -> dict[str, Any]:
+    """One model's block (latency, throughput, memory, size, flops), accuracy with labels, host."""
+    o = _Options(
+        input_shapes,
+        runs,
+        warmup,
+        threads,
+        time_budget_s,
+        default_dim,
+        seed,
+        fidelity_samples,
+        eval_dataset_path,
+        list(batch_sizes or []),
+        measure_memory,
+        provider,
+        graph_optimization_level,
+    )
+    run = _measure([Path(model_path)], o)
+    result: dict[str, Any] = dict(run.blocks[0])
+    samples, labels, _ = fidelity.evaluation_samples(
+        run.specs, run.shapes, o.eval_dataset_path, synthetic=o.fidelity_samples, seed=o.seed
+    )
+    outputs = fidelity.run_outputs(run.sessions[0], samples, run.dtypes[0])
+    if any(
+        not np.isfinite(a).all()
+        for arrays in outputs.values()
+        for a in arrays
+        if a.dtype.kind == "f"
+    ):
+        run.warnings.append("the model gives inf/nan outputs on the evaluation inputs")
+    if labels is not None:
+        metrics, notes = fidelity.task_metrics(outputs, labels)
+        run.warnings += notes
+        if metrics:
+            result["accuracy"] = fidelity.single_accuracy(metrics, len(samples))
+    result["host"] = host_info(run.sessions, threads)
+    if run.warnings:
+        result["warnings"] = run.warnings
+    return result
 
 
 def benchmark_pair(
@@ -145,57 +243,45 @@ def benchmark_pair(
     default_dim: int = 1,
     seed: int = 0,
     fidelity_samples: int = 8,
+    eval_dataset_path: Path | None = None,
+    batch_sizes: list[int] | None = None,
+    measure_memory: bool = True,
+    provider: str = "CPUExecutionProvider",
+    graph_optimization_level: str = "all",
 ) -> dict[str, Any]:
-    """Measure both models in one process, interleaved; returns the job's metrics block."""
-    import onnxruntime as ort
+    """Both models measured in one process, interleaved; returns the job's metrics block."""
+    from app.compression.comparison import compare_pair
 
-    if runs < 1 or threads < 1:
-        raise ValueError("runs and threads must be >= 1")
-    specs = [graph_inputs(load_proto(p)) for p in (original_path, compressed_path)]
-    if {s.name for s in specs[0]} != {s.name for s in specs[1]}:
-        raise ValueError("the compressed model's inputs differ from the original's")
-    shapes = resolve_input_shapes(specs[0], input_shapes, default_dim)
-    dtypes = [{s.name: s.dtype for s in side} for side in specs]
-
-    session_a, load_a = _session(original_path, threads)
-    session_b, load_b = _session(compressed_path, threads)
-    sessions = [session_a, session_b]
-    outputs = [{o.name for o in s.get_outputs()} for s in sessions]
-    if outputs[0] != outputs[1]:
-        raise ValueError(f"outputs differ: {sorted(outputs[0])} vs {sorted(outputs[1])}")
-
-    # Latency feed is drawn apart from the fidelity samples so neither depends on the other.
-    base = synthetic_inputs(specs[0], shapes, samples=1, seed=seed + 1)[0]
-    time_a, time_b = _timed_runs(
-        sessions, [_as_feed(base, d) for d in dtypes], runs, warmup, time_budget_s
+    o = _Options(
+        input_shapes,
+        runs,
+        warmup,
+        threads,
+        time_budget_s,
+        default_dim,
+        seed,
+        fidelity_samples,
+        eval_dataset_path,
+        list(batch_sizes or []),
+        measure_memory,
+        provider,
+        graph_optimization_level,
     )
-    samples = synthetic_inputs(specs[0], shapes, samples=fidelity_samples, seed=seed)
-    feeds = [[_as_feed(s, d) for s in samples] for d in dtypes]
-    fidelity, warnings = _fidelity(sessions, feeds) if samples else ({}, [])
-
-    stats_a, stats_b = latency_stats(time_a), latency_stats(time_b)
-    original = _side(original_path, load_a, stats_a, len(time_a))
-    compressed = _side(compressed_path, load_b, stats_b, len(time_b))
-    speedup = stats_a["p50"] / stats_b["p50"]
-    metrics: dict[str, Any] = {
-        "original": original,
-        "compressed": compressed,
-        "compression_ratio": original["size_bytes"] / compressed["size_bytes"],
-        "speedup_ratio": speedup,
-    }
-    if fidelity:
-        metrics["fidelity"] = fidelity
-    metrics["host"] = {
-        "cpu": cpu_name(),
-        "cores": threads,
-        "onnxruntime": ort.__version__,
-        "provider": PROVIDER,
-    }
-    if speedup < 1:
-        warnings.append(
-            f"compressed model is slower than the original (p50 {compressed['latency_ms']['p50']}"
-            f" ms vs {original['latency_ms']['p50']} ms, speedup {speedup:.2f}x)"
-        )
+    paths = [Path(original_path), Path(compressed_path)]
+    run = _measure(paths, o)
+    metrics = compare_pair(
+        paths,
+        run.blocks,
+        run.sessions,
+        run.dtypes,
+        run.specs,
+        run.shapes,
+        eval_dataset_path=o.eval_dataset_path,
+        fidelity_samples=o.fidelity_samples,
+        seed=o.seed,
+    )
+    metrics["host"] = host_info(run.sessions, threads)
+    warnings = run.warnings + metrics.pop("warnings", [])
     if warnings:
         metrics["warnings"] = warnings
     return metrics

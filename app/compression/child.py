@@ -23,10 +23,10 @@ def _limit_memory(limit_mb: int | None) -> None:
 
 
 def _run_pass(request: dict[str, Any]) -> dict[str, Any]:
-    from app.compression.base import PASS_REGISTRY, PassContext
+    from app.compression.base import PASS_REGISTRY, PassConfig, PassContext
     from app.compression.recipes import Recipe
 
-    config = Recipe.model_validate({"passes": [request["config"]]}).passes[0]
+    config: PassConfig = Recipe.model_validate({"passes": [request["config"]]}).configs()[0]
     context = PassContext.model_validate(request["context"])
     report = PASS_REGISTRY[config.type]().run(
         Path(request["input"]), config, Path(request["output"]), context
@@ -35,17 +35,40 @@ def _run_pass(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_benchmark(request: dict[str, Any]) -> dict[str, Any]:
+    """Metrics of the model (against its baseline), plus the report's per-tensor sections."""
     from app.compression import benchmark
 
-    options = request["options"]
-    for key in ("eval_dataset_path",):
-        if options.get(key):
-            options[key] = Path(options[key])
-    if request.get("baseline"):
-        return benchmark.benchmark_pair(
-            Path(request["baseline"]), Path(request["model"]), **options
-        )
-    return benchmark.benchmark_single(Path(request["model"]), **options)
+    options = dict(request["options"])
+    if options.get("eval_dataset_path"):
+        options["eval_dataset_path"] = Path(options["eval_dataset_path"])
+    model = Path(request["model"])
+    if not request.get("baseline"):
+        return {"metrics": benchmark.benchmark_single(model, **options), "report": {}}
+    baseline = Path(request["baseline"])
+    metrics = benchmark.benchmark_pair(baseline, model, **options)
+    report: dict[str, Any] = {}
+    quantization = metrics.get("quantization_error")
+    if quantization and "tensors" in quantization:
+        # Per-tensor rows belong in the report; the metrics keep the two headline numbers.
+        report["weights"] = quantization.pop("tensors")
+    report["sensitivity"] = _sensitivity(baseline, model, options)
+    return {"metrics": metrics, "report": report}
+
+
+def _sensitivity(baseline: Path, model: Path, options: dict[str, Any]) -> list[dict[str, Any]]:
+    from app.compression.analysis import graph_inputs, load_proto
+    from app.compression.datasets import calibration_samples
+    from app.compression.quant_error import node_sensitivity
+
+    samples, _ = calibration_samples(
+        graph_inputs(load_proto(baseline)),
+        options.get("eval_dataset_path"),
+        num_samples=8,
+        input_shapes=options.get("input_shapes"),
+        default_dim=options.get("default_dim", 1),
+        seed=options.get("seed", 0),
+    )
+    return node_sensitivity(baseline, model, samples, threads=options.get("threads", 1))
 
 
 HANDLERS = {"pass": _run_pass, "benchmark": _run_benchmark}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -16,11 +15,14 @@ from app.compression.base import (
     PassReport,
     register_pass,
 )
+from app.compression.fp16_guard import FP16_MAX, drop_cast_roundtrips, guarded_convert
+from app.compression.prepare import topological_sort
 
 if TYPE_CHECKING:
-    from onnx import GraphProto, ModelProto, NodeProto
+    from onnx import ModelProto
 
-FP16_MAX = 65504.0
+__all__ = ["FP16_MAX", "ConvertFp16Config", "ConvertFp16Pass", "topological_sort"]
+
 FP16_MIN_POSITIVE = 5.96e-08  # smallest float16 subnormal; the converter's own default
 # Above 1.8 GiB the output may not fit in one 2 GiB protobuf: keep weights in a side file.
 _EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)
@@ -38,7 +40,8 @@ class ConvertFp16Config(PassConfig):
     op_block_list: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
         default=None,
         description="Op types left in float32; None means onnxruntime's default list "
-        "(ML ops, TopK, NonMaxSuppression, Range, CumSum, Min, Max, ...).",
+        "(ML ops, TopK, NonMaxSuppression, Range, CumSum, Min, Max, ...). Nodes whose values "
+        "overflow float16 on sample inputs are kept in float32 on top of this list.",
     )
 
 
@@ -60,46 +63,37 @@ def _float_tensors(model: ModelProto) -> tuple[int, int, int]:
     return tensors, big, tiny
 
 
-def _consumed_names(node: NodeProto) -> list[str]:
-    # A node with subgraphs also depends on outer-scope values its subgraphs read.
-    from onnx import AttributeProto
+def _subgraph_fp16_weights(model: ModelProto) -> int:
+    from onnx import TensorProto
 
     from app.compression.analysis import iter_graphs
 
-    names = list(node.input)
-    for attr in node.attribute:
-        subgraphs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
-        for sub in subgraphs:
-            names += [i for g in iter_graphs(sub) for n in g.node for i in n.input]
-    return names
+    subgraphs = list(iter_graphs(model.graph))[1:]
+    return sum(t.data_type == TensorProto.FLOAT16 for g in subgraphs for t in g.initializer)
 
 
-def topological_sort(graph: GraphProto) -> None:
-    """Reorder nodes so producers precede consumers (the converter appends its Casts last)."""
-    nodes = list(graph.node)
-    producer = {out: i for i, node in enumerate(nodes) for out in node.output if out}
-    consumers: list[list[int]] = [[] for _ in nodes]
-    pending = [0] * len(nodes)
-    for i, node in enumerate(nodes):
-        for j in {producer[n] for n in _consumed_names(node) if n in producer} - {i}:
-            consumers[j].append(i)
-            pending[i] += 1
-    # A heap of indices keeps the original order wherever the dependencies allow it.
-    ready = [i for i, count in enumerate(pending) if count == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for j in consumers[i]:
-            pending[j] -= 1
-            if pending[j] == 0:
-                heapq.heappush(ready, j)
-    if len(order) != len(nodes):
-        return  # a cycle: not ours to fix, leave the graph as the converter made it
-    sorted_nodes = [nodes[i] for i in order]
-    graph.ClearField("node")
-    graph.node.extend(sorted_nodes)
+def _convert(
+    model: ModelProto, config: ConvertFp16Config, nodes: set[str], large: bool
+) -> ModelProto:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    work = model.__class__()
+    work.CopyFrom(model)
+    # Passing a ModelProto (not a path) keeps the converter's temp files out of the
+    # input's folder; it then runs onnx shape inference in memory unless told not to.
+    converted = convert_float_to_float16(
+        work,
+        min_positive_val=FP16_MIN_POSITIVE,
+        max_finite_val=FP16_MAX,
+        keep_io_types=config.keep_io_types,
+        disable_shape_infer=large,
+        op_block_list=config.op_block_list,
+        node_block_list=sorted(nodes),
+    )
+    drop_cast_roundtrips(converted)
+    # The converter appends its Casts last; onnx's checker wants them sorted.
+    topological_sort(converted.graph)
+    return converted
 
 
 @register_pass
@@ -117,10 +111,16 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
         context: PassContext | None = None,
     ) -> PassReport:
         import onnx
-        from onnxruntime.transformers.float16 import convert_float_to_float16
 
         from app.compression.analysis import model_size_bytes, weight_bytes
+        from app.compression.prepare import (
+            name_unnamed_nodes,
+            ort_load_error,
+            prepare_model,
+            remove_model,
+        )
 
+        context = context or PassContext()
         warnings: list[str] = []
         large = model_size_bytes(input_path) > _EXTERNAL_DATA_THRESHOLD
         model = onnx.load(str(input_path))
@@ -130,6 +130,10 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
                 "nothing_to_convert", "the model has no float32 weights to convert to float16"
             )
         weights_before = weight_bytes(model)
+        # Constant weights become initializers, so a node kept in float32 keeps its weight too.
+        model, prep = prepare_model(model)
+        # The converter's node_block_list matches by name: every node needs one.
+        name_unnamed_nodes(model)
         if large:
             # In-memory shape inference stops at 2 GiB protobufs; the converter copes without.
             warnings.append("model over 1.8 GiB: converted without shape inference")
@@ -138,25 +142,27 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
         if tiny:
             warnings.append(f"{tiny} tiny nonzero weight value(s) raised to ±{FP16_MIN_POSITIVE}")
 
-        # Passing a ModelProto (not a path) keeps the converter's temp files out of the
-        # input's folder; it then runs onnx shape inference in memory unless told not to.
-        model = convert_float_to_float16(
-            model,
-            min_positive_val=FP16_MIN_POSITIVE,
-            max_finite_val=FP16_MAX,
-            keep_io_types=config.keep_io_types,
-            disable_shape_infer=large,
-            op_block_list=config.op_block_list,
+        staged = model
+        model, check, found = guarded_convert(
+            staged, lambda nodes: _convert(staged, config, nodes, large), context
         )
-        topological_sort(model.graph)
+        warnings += found
         tensors_after, _, _ = _float_tensors(model)
         weights_after = weight_bytes(model)
         converted = tensors_before - tensors_after
-        if converted == 0:
+        if converted <= 0:
+            auto = check.get("nodes_out_of_range", []) + check.get("nodes_found_by_search", [])
+            why = f" (overflowing on sample inputs: {auto})" if auto else " (op_block_list)"
             raise PassError(
                 "nothing_to_convert",
-                "no float32 weight could be converted: every consumer is in op_block_list",
+                f"no float32 weight could be converted: every consumer is kept in float32{why}",
             )
+        if prep.subgraph_weight_nodes:
+            inside = _subgraph_fp16_weights(model)
+            if inside:
+                prep.notes.append(f"converted {inside} weight(s) inside If/Loop/Scan subgraphs")
+            else:
+                warnings.append("weights inside If/Loop/Scan subgraphs were left in float32")
         onnx.save_model(
             model,
             str(output_path),
@@ -164,6 +170,12 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
             all_tensors_to_one_file=True,
             location=f"{output_path.name}.data",
         )
+        problem = ort_load_error(output_path)
+        if problem is not None:
+            remove_model(output_path)
+            raise PassError(
+                "invalid_output", f"onnxruntime cannot load the float16 model: {problem}"
+            )
         return PassReport(
             type=self.type,
             summary=f"Converted {converted} float32 tensor(s) to float16; weights "
@@ -174,6 +186,10 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
                 "weight_bytes_before": weights_before,
                 "weight_bytes_after": weights_after,
                 "keep_io_types": config.keep_io_types,
+                "node_block_list": check.get("nodes_out_of_range", [])
+                + check.get("nodes_found_by_search", []),
+                "overflow_check": check,
+                "prepared": prep.notes,
             },
-            warnings=warnings,
+            warnings=prep.warnings + warnings,
         )

@@ -74,20 +74,6 @@ class QuantizeDynamicConfig(PassConfig):
         return list(dict.fromkeys(value))
 
 
-def _name_unnamed_nodes(model: ModelProto) -> None:
-    # ORT's node exclusion and its Gemm rewrite both key on node names; give every node one.
-    from app.compression.analysis import iter_graphs
-
-    taken = {n.name for g in iter_graphs(model.graph) for n in g.node}
-    counter = 0
-    for graph in iter_graphs(model.graph):
-        for node in graph.node:
-            while not node.name:
-                counter += 1
-                if f"{node.op_type}_mp{counter}" not in taken:
-                    node.name = f"{node.op_type}_mp{counter}"
-
-
 def _node_names(model: ModelProto, op_type: str) -> list[str]:
     from app.compression.analysis import iter_graphs
 
@@ -111,6 +97,46 @@ def _gather_8bit(model: ModelProto) -> int:
     return count
 
 
+def _quantize(
+    model: ModelProto,
+    output_path: Path,
+    config: QuantizeDynamicConfig,
+    ort_ops: list[str],
+    excluded: set[str],
+    big: bool,
+    enable_subgraph: bool,
+) -> str | None:
+    """Run ORT's quantize_dynamic into output_path; why ORT cannot load the result, or None."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from app.compression.analysis import iter_graphs
+    from app.compression.prepare import ort_load_error, resave_sorted
+
+    # A private folder next to the output: ORT writes a "-inferred" copy beside its input,
+    # which must not land in (or race on) the caller's folder.
+    with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".qdyn-") as tmp:
+        staged = Path(tmp) / "model.onnx"
+        onnx.save_model(model, str(staged), save_as_external_data=big, location="model.data")
+        # No shape inference of ours: quantize_dynamic already runs onnx's infer_shapes_path
+        # on load and again after its Gemm rewrite.
+        quantize_dynamic(
+            staged,
+            output_path,
+            op_types_to_quantize=ort_ops,
+            per_channel=config.per_channel,
+            reduce_range=config.reduce_range,
+            weight_type=QuantType.QInt8 if config.weight_type == "int8" else QuantType.QUInt8,
+            nodes_to_exclude=sorted(excluded),
+            use_external_data_format=big,
+            extra_options={"EnableSubgraph": enable_subgraph},
+        )
+    if len(list(iter_graphs(model.graph))) > 1:
+        # ORT leaves nodes that feed a subgraph's outer-scope reads after it: sort for the checker.
+        resave_sorted(output_path, big)
+    return ort_load_error(output_path)
+
+
 @register_pass
 class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
     """Weights to 8 bits ahead of time; activations quantized per batch at run time."""
@@ -126,7 +152,6 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
         context: PassContext | None = None,
     ) -> PassReport:
         import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
         from onnxruntime.quantization.registry import IntegerOpsRegistry
 
         from app.compression.analysis import (
@@ -135,6 +160,12 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
             load_proto,
             model_size_bytes,
             weight_bytes,
+        )
+        from app.compression.prepare import (
+            name_unnamed_nodes,
+            prepare_model,
+            remove_model,
+            subgraph_op_counts,
         )
 
         warnings: list[str] = []
@@ -168,7 +199,11 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
         del before_proto
 
         model = onnx.load(str(input_path))
-        _name_unnamed_nodes(model)
+        # Constant-node weights make ORT refuse ("Expected ... to be an initializer").
+        model, prep = prepare_model(model)
+        warnings += prep.warnings
+        # ORT's node exclusion and its Gemm rewrite both key on node names.
+        name_unnamed_nodes(model)
         unknown = sorted(excluded - {n.name for g in iter_graphs(model.graph) for n in g.node})
         if unknown:
             warnings.append(f"nodes_to_exclude names no node of the model: {unknown}")
@@ -181,33 +216,38 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
             excluded |= set(_node_names(model, "MatMul"))
         ort_ops = sorted({"MatMul" if t == "Gemm" else t for t in targets})
 
-        # A private folder next to the output: ORT writes a "-inferred" copy beside its input,
-        # which must not land in (or race on) the caller's folder.
-        with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".qdyn-") as tmp:
-            staged = Path(tmp) / "model.onnx"
-            onnx.save_model(model, str(staged), save_as_external_data=big, location="model.data")
-            del model
-            # No shape inference of ours: quantize_dynamic already runs onnx's infer_shapes_path
-            # on load and again after its Gemm rewrite.
-            quantize_dynamic(
-                staged,
-                output_path,
-                op_types_to_quantize=ort_ops,
-                per_channel=config.per_channel,
-                reduce_range=config.reduce_range,
-                weight_type=QuantType.QInt8 if config.weight_type == "int8" else QuantType.QUInt8,
-                nodes_to_exclude=sorted(excluded),
-                use_external_data_format=big,
+        # Weights inside If/Loop/Scan subgraphs: ORT quantizes them when asked (EnableSubgraph);
+        # if that output does not load, we quantize the main graph only and say so.
+        attempts = [True, False] if prep.subgraph_weight_nodes else [False]
+        for enable_subgraph in attempts:
+            try:
+                problem = _quantize(
+                    model, output_path, config, ort_ops, excluded, big, enable_subgraph
+                )
+            except Exception as exc:  # ORT's subgraph support is young: fall back, don't fail
+                if not enable_subgraph:
+                    raise
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem is None:
+                break
+            if enable_subgraph:
+                warnings.append(
+                    "quantizing inside If/Loop/Scan subgraphs gave a model onnxruntime cannot "
+                    f"load ({problem}); their weights were left in float"
+                )
+        del model
+        if problem is not None:
+            remove_model(output_path)
+            raise PassError(
+                "invalid_output", f"onnxruntime cannot load the quantized model: {problem}"
             )
-
         after_proto = load_proto(output_path)
         after = count_ops(after_proto)
         quantized = sum(after.get(op, 0) - before.get(op, 0) for op in QUANTIZED_OPS)
         if "Gather" in targets:
             quantized += _gather_8bit(after_proto) - _gather_8bit(load_proto(input_path))
         if quantized <= 0:
-            output_path.unlink(missing_ok=True)
-            output_path.with_name(f"{output_path.name}.data").unlink(missing_ok=True)
+            remove_model(output_path)
             raise PassError(
                 "nothing_to_quantize",
                 f"none of the {candidates} {'/'.join(targets)} nodes could be quantized: ORT "
@@ -221,6 +261,12 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
                 "input is a constant initializer (not e.g. attention-score MatMuls)"
             )
         relevant = set(targets) | set(QUANTIZED_OPS) | {"DynamicQuantizeLinear"}
+        inside = subgraph_op_counts(after_proto)
+        if prep.subgraph_weight_nodes and not any(inside.get(op) for op in QUANTIZED_OPS):
+            warnings.append(
+                f"{len(prep.subgraph_weight_nodes)} weight node(s) inside If/Loop/Scan "
+                "subgraphs stay float"
+            )
         weights_after = weight_bytes(after_proto)
         return PassReport(
             type=self.type,
@@ -233,6 +279,8 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
                 "weight_bytes_before": weights_before,
                 "weight_bytes_after": weights_after,
                 "gemm_rewritten_as_matmul": before.get("Gemm", 0) - after.get("Gemm", 0),
+                "subgraph_nodes_quantized": sum(inside.get(op, 0) for op in QUANTIZED_OPS),
+                "prepared": prep.notes,
             },
             warnings=warnings,
         )

@@ -20,6 +20,9 @@ PASS_MODULES = (
     "app.compression.prune_channels",
     "app.compression.factorize_low_rank",
     "app.compression.cluster_weights",
+    "app.compression.optimize_graph",
+    "app.compression.quantize_static",
+    "app.compression.quantize_weight_only",
 )
 for _module in PASS_MODULES:
     importlib.import_module(_module)
@@ -51,6 +54,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "description": "INT8 dynamic quantization of MatMul/Gemm weights: the CPU default for "
         "transformers and MLPs.",
         "recipe": {"passes": [{"type": "quantize_dynamic"}]},
+    },
+    "int8-static": {
+        "description": "INT8 static QDQ, per-channel weights, activations calibrated on "
+        "calibration_dataset_id (else synthetic data): the CPU choice for CNNs.",
+        "recipe": {"passes": [{"type": "quantize_static"}]},
+    },
+    "int4-weight-only": {
+        "description": "4-bit block-wise weights for MatMuls (MatMulNBits), activations "
+        "unchanged: large language-model style weights, ~6x smaller.",
+        "recipe": {"passes": [{"type": "quantize_weight_only", "bits": 4, "block_size": 32}]},
     },
     "fp16": {
         "description": "Float16 weights and activations, inputs and outputs kept float32.",

@@ -66,6 +66,8 @@ def _send(task: str, job_id: str, queue_name: str) -> None:
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         )
     except Exception as exc:  # kombu raises a family of connection errors; all mean the same
+        # Its pooled connections may be dead after a broker restart: start afresh next time.
+        producer.cache_clear()
         raise BrokerError(f"could not publish {task} for job {job_id}: {exc}") from exc
 
 

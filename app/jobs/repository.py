@@ -141,22 +141,25 @@ def set_report(session: Session, job_id: str, report: dict[str, Any]) -> bool:
 def mark_enqueued(session: Session, job_id: str, at: datetime) -> None:
     session.execute(
         update(JobTable)
-        .where(JobTable.id == job_id, JobTable.enqueued_at.is_(None))
+        .where(JobTable.id == job_id, JobTable.status == JobStatus.QUEUED.value)
         .values(enqueued_at=at)
         .execution_options(synchronize_session=False)
     )
 
 
 def list_unenqueued(
-    session: Session, older_than: datetime, limit: int = 100
+    session: Session, older_than: datetime, resend_before: datetime, limit: int = 100
 ) -> list[tuple[str, str]]:
-    """(id, kind) of queued jobs whose task never reached the broker (the outbox)."""
+    """(id, kind) of queued jobs to send: never sent (the outbox), or sent so long ago that the
+    message was probably lost with the broker's data."""
     query = (
         select(JobTable.id, JobTable.kind)
         .where(
             JobTable.status == JobStatus.QUEUED.value,
-            JobTable.enqueued_at.is_(None),
-            JobTable.created_at < older_than,
+            or_(
+                JobTable.enqueued_at.is_(None) & (JobTable.created_at < older_than),
+                JobTable.enqueued_at < resend_before,
+            ),
         )
         .order_by(JobTable.created_at)
         .limit(limit)

@@ -55,6 +55,7 @@ class JobOut(BaseModel):
     calibration_dataset_id: str | None = None
     eval_dataset_id: str | None = None
     status: str
+    attempts: int = Field(description="Runs so far; more than 1 after a worker was lost.")
     progress: float
     stage: str | None
     preset: str | None

@@ -156,7 +156,11 @@ def to_out(job: JobTable) -> JobOut:
 
 
 def sweep_outbox(min_age_s: float = 10.0) -> int:
-    """Send queued jobs that never reached the broker; returns how many were sent."""
+    """Send queued jobs that never reached the broker, or whose message the broker lost."""
+    now = utcnow()
+    resend_before = now - timedelta(seconds=get_settings().queued_resend_after_s)
     with session_scope() as session:
-        pending = repository.list_unenqueued(session, utcnow() - timedelta(seconds=min_age_s))
+        pending = repository.list_unenqueued(
+            session, now - timedelta(seconds=min_age_s), resend_before
+        )
     return sum(queue.enqueue(session_scope, job_id, kind) for job_id, kind in pending)

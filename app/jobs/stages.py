@@ -156,11 +156,18 @@ def failures_end_the_job(job_id: str, *, final_attempt: bool, time_limit_s: int)
         fail(job_id, exc.code, exc.message)
     except InvalidModelError as exc:
         fail(job_id, "invalid_output", f"a pass produced an invalid model: {exc}")
-    except (StorageError, BrokerError) as exc:
+    except BrokerError as exc:
+        # A Celery retry needs the broker too. Leave the job to its lease instead: once the
+        # heartbeat is stale, the reaper requeues it (through the outbox if still needed).
+        log.warning(
+            "job %s could not reach the broker (%s); the reaper will resume it", job_id, exc
+        )
+        with session_scope() as session:
+            repository.report_progress(session, job_id, "waiting_for_broker", 0.8)
+    except StorageError as exc:
         if not final_attempt:
             raise TransientJobError(str(exc)) from exc
-        code = "storage_unavailable" if isinstance(exc, StorageError) else "broker_unavailable"
-        fail(job_id, code, str(exc))
+        fail(job_id, "storage_unavailable", str(exc))
     except Exception as exc:
         log.exception("job %s failed", job_id)
         fail(job_id, "internal_error", f"{type(exc).__name__}: {exc}")

@@ -145,14 +145,30 @@ def test_fp16_without_io_casts(conv_path: Path, tmp_path: Path) -> None:
     assert _compare(conv_path, out)["fidelity"]["cosine_similarity"] > 0.999
 
 
-def test_fp16_block_list_and_clamping(tmp_path: Path) -> None:
+def test_fp16_block_list_is_honoured(tmp_path: Path) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])
     big = numpy_helper.from_array(np.array([1e6, 1.0, 2.0], "f4"), "big")
     path = _save(tmp_path, [helper.make_node("Mul", ["x", "big"], ["y"])], [x], [big])
+
     with pytest.raises(PassError) as err:
         ConvertFp16Pass().run(path, ConvertFp16Config(op_block_list=["Mul"]), tmp_path / "o.onnx")
+
     assert err.value.code == "nothing_to_convert"
+
+
+def test_fp16_clamps_weights_beyond_its_range_when_outputs_stay_right(tmp_path: Path) -> None:
+    # Greater only compares: clamping its threshold to 65504 changes no output.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])
+    y = helper.make_tensor_value_info("y", TensorProto.BOOL, [3])
+    big = numpy_helper.from_array(np.array([1e6, 1.0, 2.0], "f4"), "big")
+    graph = helper.make_graph(
+        [helper.make_node("Greater", ["x", "big"], ["y"])], "g", [x], [y], [big]
+    )
+    path = tmp_path / "greater.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
     report = ConvertFp16Pass().run(path, ConvertFp16Config(), tmp_path / "o.onnx")
+
     assert any("exceed the float16 range" in w for w in report.warnings)
 
 

@@ -1,0 +1,154 @@
+"""ONNX Runtime sessions from benchmark options, interleaved timing, latency stats, host info."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "layout": "ORT_ENABLE_LAYOUT",
+    "all": "ORT_ENABLE_ALL",
+}
+_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+# Accelerated providers get the CPU (and for TensorRT, CUDA) provider behind them for the
+# nodes they do not implement, as ONNX Runtime's own examples do.
+_FALLBACKS = {
+    "CUDAExecutionProvider": ["CPUExecutionProvider"],
+    "TensorrtExecutionProvider": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def latency_stats(samples_ms: list[float]) -> dict[str, float]:
+    """p50/p90/p99 (linear interpolation), mean, sample std (n-1) and cv = std / mean."""
+    if not samples_ms:
+        raise ValueError("latency_stats needs at least one sample")
+    data = np.asarray(samples_ms, dtype=np.float64)
+    mean = float(data.mean())
+    std = float(data.std(ddof=1)) if data.size > 1 else 0.0
+    p50, p90, p99 = (float(v) for v in np.percentile(data, [50, 90, 99]))
+    return {
+        "p50": p50,
+        "p90": p90,
+        "p99": p99,
+        "mean": mean,
+        "std": std,
+        "cv": std / mean if mean > 0 else 0.0,
+    }
+
+
+def resolve_providers(provider: str) -> list[str]:
+    """The provider list for a session; ValueError unless the provider is present here."""
+    import onnxruntime as ort
+
+    name = _ALIASES.get(provider.lower(), provider)
+    available = ort.get_available_providers()
+    if name not in available:
+        raise ValueError(
+            f"execution provider {provider!r} is not available on this host "
+            f"(onnxruntime {ort.__version__} offers {', '.join(available)})"
+        )
+    return [name, *(p for p in _FALLBACKS.get(name, []) if p in available)]
+
+
+def session_options(threads: int, graph_optimization_level: str = "all") -> Any:
+    """SessionOptions: `threads` intra-op threads, sequential execution, the given opt level."""
+    import onnxruntime as ort
+
+    if graph_optimization_level not in OPT_LEVELS:
+        raise ValueError(
+            f"graph_optimization_level must be one of {sorted(OPT_LEVELS)}, "
+            f"got {graph_optimization_level!r}"
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, OPT_LEVELS[graph_optimization_level]
+    )
+    return options
+
+
+def open_session(
+    path: Path, *, threads: int, providers: list[str], graph_optimization_level: str = "all"
+) -> tuple[Any, float]:
+    """(session, load time in ms): the time to parse, optimize and initialize the model."""
+    import onnxruntime as ort
+
+    options = session_options(threads, graph_optimization_level)
+    start = time.perf_counter()
+    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    return session, (time.perf_counter() - start) * 1000.0
+
+
+def timed_runs(
+    sessions: list[Any], feeds: list[dict[str, np.ndarray]], runs: int, warmup: int, budget_s: float
+) -> list[list[float]]:
+    """Per-session run times in ms: warm-up, then up to `runs` rounds within `budget_s`."""
+    for _ in range(warmup):
+        for session, feed in zip(sessions, feeds, strict=True):
+            session.run(None, feed)
+    timings: list[list[float]] = [[] for _ in sessions]
+    deadline = time.perf_counter() + budget_s
+    # Interleaved (A B A B ...) so that clock drift, thermal state and noisy neighbours hit
+    # every model alike; at least one round even when the budget is already spent.
+    for i in range(runs):
+        if i > 0 and time.perf_counter() > deadline:
+            break
+        for session, feed, times in zip(sessions, feeds, timings, strict=True):
+            start = time.perf_counter()
+            session.run(None, feed)
+            times.append((time.perf_counter() - start) * 1000.0)
+    return timings
+
+
+def throughput_per_s(batch: int, stats: dict[str, float]) -> float | None:
+    """Samples per second: batch x runs per second, from the mean (total work / total time)."""
+    return batch * 1000.0 / stats["mean"] if stats["mean"] > 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """CPU model string: py-cpuinfo if installed, else /proc/cpuinfo, else the stdlib."""
+    try:
+        import cpuinfo
+
+        brand = cpuinfo.get_cpu_info().get("brand_raw")
+        if brand:
+            return str(brand)
+    except Exception:  # an optional nicety (and slow): any failure falls back
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def host_info(sessions: list[Any], threads: int) -> dict[str, Any]:
+    """The fingerprint stored with every result: CPU, threads used, ORT version, provider."""
+    import onnxruntime as ort
+
+    return {
+        "cpu": cpu_name(),
+        "cores": threads,
+        "cpu_count": os.cpu_count(),
+        "onnxruntime": ort.__version__,
+        "provider": sessions[0].get_providers()[0],
+    }
