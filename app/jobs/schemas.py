@@ -79,7 +79,16 @@ class JobList(BaseModel):
 class JobReport(BaseModel):
     job_id: str
     status: str
-    passes: list[dict[str, Any]]
+    passes: list[dict[str, Any]] = Field(description="What each pass did, in recipe order.")
+    weights: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per weight tensor: |w - dequant(w)| mean and max, worst first.",
+    )
+    sensitivity: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per quantized node: output error against the original, worst first.",
+    )
+    warnings: list[str] = Field(default_factory=list)
     metrics: dict[str, Any] | None
 
 

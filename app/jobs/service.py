@@ -142,8 +142,16 @@ def cancel(session: Session, tenant_id: str, job_id: str) -> JobTable:
 def report(session: Session, tenant_id: str, job_id: str) -> JobReport:
     """The per-pass report of a job, as far as it got."""
     job = get(session, tenant_id, job_id)
-    passes: list[dict[str, Any]] = (job.report or {}).get("passes", [])
-    return JobReport(job_id=job.id, status=job.status, passes=passes, metrics=job.metrics)
+    stored: dict[str, Any] = job.report or {}
+    return JobReport(
+        job_id=job.id,
+        status=job.status,
+        passes=stored.get("passes", []),
+        weights=stored.get("weights", []),
+        sensitivity=stored.get("sensitivity", []),
+        warnings=to_out(job).warnings,
+        metrics=job.metrics,
+    )
 
 
 def to_out(job: JobTable) -> JobOut:
