@@ -33,11 +33,33 @@ class DatasetInfo(BaseModel):
     has_labels: bool
 
 
-def inspect_dataset(path: Path) -> DatasetInfo:
-    """Check an .npz without unpickling anything; every array shares its first axis."""
+MAX_UNCOMPRESSED_BYTES = 8 * 1024**3
+
+
+def _check_archive(path: Path, max_uncompressed_bytes: int) -> None:
     # Only a zip is an .npz; anything else numpy would try to read as .npy or a pickle.
     if not zipfile.is_zipfile(path):
         raise DatasetError("not an .npz file (numpy.savez writes one)")
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+    # Arrays sit at the top of the archive; nothing is ever extracted, but a path is suspect.
+    strangers = [
+        m.filename
+        for m in members
+        if not m.filename.endswith(".npy") or "/" in m.filename or "\\" in m.filename
+    ]
+    if strangers:
+        raise DatasetError(f"the archive holds files that are not .npy arrays: {strangers[:5]}")
+    # Declared sizes, checked before anything is inflated: a zip bomb never gets unpacked.
+    if sum(m.file_size for m in members) > max_uncompressed_bytes:
+        raise DatasetError(f"the arrays would take more than {max_uncompressed_bytes} bytes")
+
+
+def inspect_dataset(
+    path: Path, max_uncompressed_bytes: int = MAX_UNCOMPRESSED_BYTES
+) -> DatasetInfo:
+    """Check an .npz without unpickling anything; every array shares its first axis."""
+    _check_archive(path, max_uncompressed_bytes)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: _spec_of(npz, name) for name in npz.files}
@@ -60,6 +82,8 @@ def _spec_of(npz: np.lib.npyio.NpzFile, name: str) -> ArraySpec:
         array = npz[name]
     except ValueError as exc:  # numpy refuses object arrays when allow_pickle is False
         raise DatasetError(f"array {name!r} holds Python objects, which are never loaded") from exc
+    if not isinstance(array, np.ndarray):  # numpy hands back raw bytes for a non-.npy member
+        raise DatasetError(f"member {name!r} is not a numpy array")
     if array.dtype.kind not in "biuf":
         raise DatasetError(f"array {name!r} has dtype {array.dtype}; use numbers or booleans")
     return ArraySpec(shape=list(array.shape), dtype=str(array.dtype))

@@ -19,6 +19,16 @@ def _npz(**arrays: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _zip(members: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
 def _upload(api: Any, content: bytes, filename: str = "data.npz") -> Any:
     return api.post("/v1/datasets", files={"file": (filename, content)})
 
@@ -49,6 +59,8 @@ def test_upload_reports_arrays_samples_and_labels(api: Any) -> None:
         pytest.param(b"", id="empty"),
         pytest.param(_npz(input=np.zeros((10, 4)), labels=np.zeros(9)), id="ragged-samples"),
         pytest.param(_npz(input=np.array(["a", "b"])), id="strings"),
+        pytest.param(_zip({"a.txt": b"a"}), id="zip-without-arrays"),
+        pytest.param(_zip({"../input.npy": b"x"}), id="path-traversal-member"),
     ],
 )
 def test_bad_datasets_are_422(api: Any, content: bytes) -> None:
