@@ -30,8 +30,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.migrate import upgrade_head  # noqa: E402
-from app.storage import LocalStorage, S3Storage, Storage  # noqa: E402
 from app.onnx_models.tables import DEFAULT_TENANT  # noqa: E402
+from app.storage import LocalStorage, S3Storage, Storage  # noqa: E402
 from tests.stack import LiveStack  # noqa: E402
 
 

@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from app.db import Base
 from app.datasets import tables as _datasets  # noqa: F401
+from app.db import Base
 from app.jobs import tables as _jobs  # noqa: F401
 from app.migrate import alembic_config, upgrade_head
 from app.onnx_models import tables as _models  # noqa: F401

@@ -64,8 +64,9 @@ def test_requests_without_a_valid_key_are_401(api: Any, db_session: Session) -> 
     revoked = service.create_key(db_session, "default")
     service.revoke_key(db_session, revoked.id)
 
-    for headers in ({"Authorization": ""}, {"Authorization": "Bearer nope"},
-                    {"Authorization": f"Bearer {revoked.secret}"}, {"Authorization": "Basic eDp5"}):  # fmt: skip
+    bad = ["", "Bearer nope", f"Bearer {revoked.secret}", "Basic eDp5"]
+    for value in bad:
+        headers = {"Authorization": value}
         response = api.get("/v1/models", headers=headers)
         assert response.status_code == 401, headers
         assert response.json()["code"] == "unauthorized"
