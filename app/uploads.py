@@ -138,6 +138,19 @@ class _PartSink:
             self._out.close()
 
 
+MAX_NAME_LENGTH = 255
+
+
+def display_name(requested: str | None, filename: str, fallback: str) -> str:
+    """The name to store: the one asked for, else the file's stem; any Unicode, no controls."""
+    name = (requested or "").strip() or Path(filename).stem or fallback
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidRequestError("name: control characters are not allowed")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidRequestError(f"name: at most {MAX_NAME_LENGTH} characters")
+    return name
+
+
 def upload_tmp_dir(settings: Settings) -> Path:
     """Where uploads land while they are checked: the data folder when embedded, else /tmp."""
     tmp_dir = settings.data_dir / "tmp" if settings.is_embedded else Path(tempfile.gettempdir())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy.orm import Session
 
 from app.compression import datasets as npz
@@ -15,14 +13,11 @@ from app.errors import (
     DatasetInUseError,
     DatasetMismatchError,
     InvalidDatasetError,
-    InvalidRequestError,
     NotFoundError,
 )
 from app.jobs import repository as jobs_repository
 from app.storage import Storage
-from app.uploads import ReceivedFile
-
-MAX_NAME_LENGTH = 255
+from app.uploads import ReceivedFile, display_name
 
 
 def create_from_upload(
@@ -31,9 +26,7 @@ def create_from_upload(
     """Check an uploaded .npz (never unpickled), store it and record it."""
     if upload.size_bytes == 0 or not upload.sha256:
         raise InvalidDatasetError("the uploaded file is empty or was cut off")
-    display = (name or "").strip() or Path(upload.filename).stem or "dataset"
-    if len(display) > MAX_NAME_LENGTH:
-        raise InvalidRequestError(f"name: at most {MAX_NAME_LENGTH} characters")
+    display = display_name(name, upload.filename, "dataset")
     try:
         info = npz.inspect_dataset(upload.path)
     except npz.DatasetError as exc:

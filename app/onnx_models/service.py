@@ -10,7 +10,6 @@ from app.compression import analysis, transport
 from app.db import call_after_commit, call_after_rollback, new_id
 from app.errors import (
     InvalidModelError,
-    InvalidRequestError,
     ModelInUseError,
     NotFoundError,
     QuotaExceededError,
@@ -20,16 +19,7 @@ from app.onnx_models import repository
 from app.onnx_models.tables import ModelTable
 from app.settings import get_settings
 from app.storage import Storage
-from app.uploads import ReceivedFile
-
-MAX_NAME_LENGTH = 255
-
-
-def _display_name(requested: str | None, filename: str) -> str:
-    name = (requested or "").strip() or Path(filename).stem or "model"
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidRequestError(f"name: at most {MAX_NAME_LENGTH} characters")
-    return name
+from app.uploads import ReceivedFile, display_name
 
 
 def _row_from_file(
@@ -76,7 +66,7 @@ def create_from_upload(
     row = _row_from_file(
         model_id,
         tenant_id,
-        _display_name(name, upload.filename),
+        display_name(name, upload.filename, "model"),
         upload.path,
         upload.sha256,
         upload.size_bytes,

@@ -152,3 +152,28 @@ def test_zstd_download_decodes_to_the_model_and_matches_transport_size(
     assert response.headers["content-disposition"].endswith('.onnx.zst"')
     assert zstandard.ZstdDecompressor().decompressobj().decompress(response.content) == mlp_bytes
     assert model["transport_size_bytes"] == len(response.content)
+
+
+def test_unusual_unicode_names_are_stored_as_given(api: Any, mlp_bytes: bytes) -> None:
+    name = "モデル 🚀 <script>alert(1)</script> " + "é" * 200
+
+    model = _upload(api, mlp_bytes, name=name).json()
+
+    assert api.get(f"/v1/models/{model['id']}").json()["name"] == name
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "line\nbreak", "x" * 256])
+def test_names_with_control_characters_or_too_long_are_422(
+    api: Any, mlp_bytes: bytes, name: str
+) -> None:
+    response = _upload(api, mlp_bytes, name=name)
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+def test_ids_with_a_nul_character_are_a_client_error(api: Any) -> None:
+    response = api.post("/v1/jobs", json={"model_id": "a\x00b", "preset": "fp16"})
+
+    assert response.status_code in (404, 422)
+    assert response.headers["content-type"].startswith("application/problem+json")
