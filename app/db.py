@@ -14,6 +14,7 @@ from sqlalchemy import JSON, DateTime, String, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from app.settings import get_settings
 
@@ -41,7 +42,10 @@ class IdMixin:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # No pool: a SQLite connection is a file handle, and a pool only adds a queue to wait in.
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -53,7 +57,8 @@ def make_engine(url: str) -> Engine:
 
         return engine
     # pre_ping drops connections that died with a database restart instead of failing a request.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # Sized for the 40 threads that serve sync endpoints; a short wait, then a 503 (pool_timeout).
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30, pool_timeout=10)
 
 
 @lru_cache

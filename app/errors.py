@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.storage.base import StorageError
@@ -181,6 +182,15 @@ def install_error_handlers(app: FastAPI) -> None:
             "Invalid request",
             "a value holds characters that cannot be stored",
         )
+
+    @app.exception_handler(PoolTimeoutError)
+    async def _busy(_: Request, exc: PoolTimeoutError) -> JSONResponse:
+        log.warning("database connection pool exhausted: %s", exc)
+        response = problem_response(
+            503, "service_busy", "Service busy", "Too many requests at once; retry shortly."
+        )
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(OperationalError)
     async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:

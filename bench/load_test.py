@@ -1,7 +1,8 @@
 """Bounded load test on loopback: N job submissions, P concurrent pollers, and a count of lost jobs.
 
-By default it starts its own embedded server (`modelpress serve`, SQLite, a temporary data folder)
-on a free loopback port; `--url` (and `--api-key`) point it at a running deployment instead.
+By default it starts the production shape on loopback: uvicorn and a Celery worker on the local
+Postgres (a database of its own) and Redis (database 14), files in a temporary folder. `--url` (and
+`--api-key`) point it at a running deployment instead.
 
     .venv/bin/python bench/load_test.py [--jobs 1000] [--pollers 100] [--seconds 600]
 
@@ -15,9 +16,7 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,44 +28,47 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import redis  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from app.migrate import upgrade_head  # noqa: E402
 from tests.builders import build_mlp  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.stack import LiveStack  # noqa: E402
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
+BROKER = "redis://127.0.0.1:6379/14"
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 # The cheapest real job: one graph pass and a one-run benchmark.
 RECIPE = {"passes": [{"type": "optimize_graph", "level": "basic"}]}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_embedded(data_dir: Path, jobs: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+def _start_stack(workdir: Path, jobs: int) -> LiveStack:
+    """API and worker processes on Postgres and Redis, with limits raised for this test only."""
+    database = "modelpress_load"
+    admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    admin.dispose()
+    upgrade_head(f"{PG}/{database}")
+    redis.Redis.from_url(BROKER).flushdb()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPRESS_")}
     env |= {
-        "MODELPRESS_DATA_DIR": str(data_dir),
-        # The load test submits far more than a tenant normally may: lift those limits only.
+        "MODELPRESS_DATABASE_URL": f"{PG}/{database}",
+        "MODELPRESS_BROKER_URL": BROKER,
+        "MODELPRESS_QUEUE_NAME": "modelpress-load",
+        "MODELPRESS_BENCHMARK_QUEUE_NAME": "modelpress-load-benchmark",
+        "MODELPRESS_STORAGE_URL": (workdir / "storage").as_uri(),
         "MODELPRESS_MAX_ACTIVE_JOBS_PER_TENANT": str(jobs + 1),
         "MODELPRESS_JOB_SUBMISSIONS_PER_MINUTE": str(jobs + 1),
     }
-    log = (data_dir / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli.main", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit(f"the embedded server did not start; see {data_dir / 'serve.log'}")
+    stack = LiveStack(env=env, log_dir=workdir, port=free_port())
+    stack.start_api()
+    stack.start_worker()
+    stack.api_key = stack.admin("create-key", stack.admin("create-tenant", "load")["id"])["key"]
+    return stack
 
 
 async def _submit(client: httpx.AsyncClient, model_id: str, jobs: int) -> tuple[list[str], Counter]:
@@ -154,13 +156,13 @@ def main() -> int:
     args = parser.parse_args()
     if args.url:
         return asyncio.run(run(args, args.url))
-    with tempfile.TemporaryDirectory() as data:
-        proc, url = _start_embedded(Path(data), args.jobs)
+    with tempfile.TemporaryDirectory() as workdir:
+        stack = _start_stack(Path(workdir), args.jobs)
+        args.api_key = stack.api_key
         try:
-            return asyncio.run(run(args, url))
+            return asyncio.run(run(args, stack.url))
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            stack.stop()
 
 
 if __name__ == "__main__":
