@@ -44,6 +44,10 @@ class InvalidModelError(ProblemError):
     status, code, title = 422, "invalid_model", "Not a valid ONNX model"
 
 
+class UnsafeArchiveError(ProblemError):
+    status, code, title = 422, "unsafe_archive", "Unsafe archive"
+
+
 class ModelTooLargeError(ProblemError):
     status, code, title = 413, "model_too_large", "Upload too large"
 

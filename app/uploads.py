@@ -6,7 +6,7 @@ import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -192,3 +192,45 @@ async def receive_multipart(
         form.discard()
         raise
     return form
+
+
+def upload_openapi(file_description: str) -> dict[str, Any]:
+    """OpenAPI for a streamed multipart upload (FastAPI cannot infer it from a raw request)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": file_description,
+                            },
+                            "name": {"type": "string", "maxLength": MAX_NAME_LENGTH},
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
+async def receive_upload(
+    request: Request, settings: Settings, too_large: type[ProblemError]
+) -> tuple[ReceivedFile, str | None, ReceivedForm]:
+    """The uploaded `file` part and the `name` field; the caller discards the form when done."""
+    form = await receive_multipart(
+        request,
+        file_field="file",
+        max_file_bytes=settings.max_upload_bytes,
+        tmp_dir=upload_tmp_dir(settings),
+        too_large=too_large,
+    )
+    if form.file is None:
+        form.discard()
+        raise InvalidRequestError("file: a multipart part named 'file' with a filename is required")
+    return form.file, form.fields.get("name"), form

@@ -141,3 +141,26 @@ def test_web_form_is_served(client: httpx.Client) -> None:
     assert page.status_code == 200
     assert 'id="file"' in page.text and "int8-dynamic" in page.text
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_a_model_with_external_data_compresses_from_a_zip(
+    client: httpx.Client, live_stack: LiveStack, tmp_path: Path
+) -> None:
+    import zipfile
+
+    import onnx
+
+    model = onnx.load(str(build_mlp(tmp_path / "plain.onnx", sizes=(64, 256, 16))))
+    onnx.save_model(model, str(tmp_path / "model.onnx"), save_as_external_data=True,
+                    location="model.onnx.data", size_threshold=0)  # fmt: skip
+    with zipfile.ZipFile(tmp_path / "model.zip", "w") as archive:
+        archive.write(tmp_path / "model.onnx", "model.onnx")
+        archive.write(tmp_path / "model.onnx.data", "model.onnx.data")
+    uploaded = _upload(client, tmp_path / "model.zip")
+
+    response = client.post("/v1/jobs", json={"model_id": uploaded["id"], "preset": "int8-dynamic"})
+    job = live_stack.wait_for_job(client, response.json()["id"])
+
+    assert uploaded["packaging"] == "zip"
+    assert job["status"] == "succeeded", job["error"]
+    assert job["metrics"]["fidelity"]["cosine_similarity"] > 0.99

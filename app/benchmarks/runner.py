@@ -10,12 +10,13 @@ from typing import Any
 
 from app.compression.base import PassError
 from app.datasets import repository as datasets_repository
-from app.db import call_after_commit, session_scope, utcnow
+from app.db import session_scope, utcnow
 from app.jobs import repository, stages
 from app.jobs.isolation import run_in_child
 from app.jobs.lifecycle import JobKind, JobStatus
 from app.jobs.tables import JobTable
 from app.onnx_models import repository as models_repository
+from app.onnx_models import service as models_service
 from app.onnx_models.tables import ModelTable
 from app.settings import Settings, get_settings
 from app.storage import Storage, get_storage
@@ -61,16 +62,18 @@ def _inputs(job: JobTable) -> BenchmarkInputs:
 def _measure(
     job: JobTable, inputs: BenchmarkInputs, storage: Storage, settings: Settings, workdir: Path
 ) -> dict[str, Any]:
-    subject = workdir / "subject.onnx"
-    storage.download_to(inputs.subject.storage_key, subject)
+    subject = stages.fetch_model(
+        storage, inputs.subject.storage_key, inputs.subject.packaging, workdir / "subject"
+    )
     eval_path = None
     if inputs.eval_key:
         eval_path = workdir / "eval.npz"
         storage.download_to(inputs.eval_key, eval_path)
     baseline = None
     if inputs.baseline is not None:
-        baseline = workdir / "baseline.onnx"
-        storage.download_to(inputs.baseline.storage_key, baseline)
+        baseline = stages.fetch_model(
+            storage, inputs.baseline.storage_key, inputs.baseline.packaging, workdir / "baseline"
+        )
     options = job.benchmark_options
     request = {
         "model": str(subject),
@@ -117,10 +120,7 @@ def _finish(
             # The job ended without us: its output must not outlive it.
             output = models_repository.get_by_job(session, job.id)
             if output is not None:
-                key = output.storage_key
-                models_repository.delete(session, output)
-                if models_repository.count_with_storage_key(session, key) == 0:
-                    call_after_commit(session, lambda: storage.delete(key))
+                models_service.remove(session, storage, output)
 
 
 def run_benchmark(
@@ -131,11 +131,8 @@ def run_benchmark(
     job = stages.claim(job_id, handoff_stage=stages.BENCHMARK_HANDOFF)
     if job is None:
         return
-    with (
-        stages.failures_end_the_job(
-            job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
-        ),
-        stages.keep_alive(job_id),
+    with stages.working_on(
+        job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
     ):
         inputs = _inputs(job)
         stages.progress(job_id, "benchmark", 0.85)

@@ -5,14 +5,11 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from onnx import GraphProto, ModelProto, NodeProto, TensorProto
 
-# Above 1.8 GiB the output may not fit in one 2 GiB protobuf: keep weights in a side file.
-EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)
 # Where each op keeps the weight these passes change (Gather: the embedding table).
 WEIGHT_INPUT = {"MatMul": 1, "Gemm": 1, "Conv": 1, "ConvTranspose": 1, "Gather": 0}
 
@@ -37,37 +34,6 @@ CHANNELWISE = {
     "GlobalMaxPool": (),
     "GlobalLpPool": (),
 }
-
-
-def load_model(path: Path) -> tuple[ModelProto, bool]:
-    """The model with its weights in memory, and whether to write it back with external data."""
-    import onnx
-
-    from app.compression.analysis import iter_weight_tensors, load_proto, model_size_bytes
-
-    proto = load_proto(path)
-    uses_external = any(
-        onnx.external_data_helper.uses_external_data(t) for t in iter_weight_tensors(proto)
-    )
-    big = uses_external or model_size_bytes(path, proto) > EXTERNAL_DATA_THRESHOLD
-    return onnx.load(str(path)), big
-
-
-def save_model(model: ModelProto, path: Path, big: bool, infer_shapes: bool = False) -> None:
-    """Write the model (weights to `<name>.data` when big), optionally re-inferring shapes."""
-    import onnx
-
-    path.with_name(f"{path.name}.data").unlink(missing_ok=True)
-    onnx.save_model(
-        model,
-        str(path),
-        save_as_external_data=big,
-        all_tensors_to_one_file=True,
-        location=f"{path.name}.data",
-    )
-    if infer_shapes:
-        # The path variant reads the protobuf only, so it also works past 2 GiB.
-        onnx.shape_inference.infer_shapes_path(str(path), str(path))
 
 
 def node_label(node: NodeProto, index: int) -> str:

@@ -144,7 +144,8 @@ class ClusterWeightsPass(CompressionPass[ClusterWeightsConfig]):
         from onnx import numpy_helper
 
         from app.compression.analysis import model_size_bytes, weight_bytes
-        from app.compression.channel_graph import find_weights, load_model, save_model
+        from app.compression.channel_graph import find_weights
+        from app.compression.model_io import load_model, save_model
 
         model, big = load_model(input_path)
         refs, skipped = find_weights(model, list(config.op_types))

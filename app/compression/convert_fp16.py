@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from app.compression import model_io
 from app.compression.base import (
     CompressionPass,
     PassConfig,
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["FP16_MAX", "ConvertFp16Config", "ConvertFp16Pass", "topological_sort"]
 
 FP16_MIN_POSITIVE = 5.96e-08  # smallest float16 subnormal; the converter's own default
-# Above 1.8 GiB the output may not fit in one 2 GiB protobuf: keep weights in a side file.
-_EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)
 
 
 class ConvertFp16Config(PassConfig):
@@ -112,17 +111,15 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
     ) -> PassReport:
         import onnx
 
-        from app.compression.analysis import model_size_bytes, weight_bytes
+        from app.compression.analysis import weight_bytes
         from app.compression.prepare import (
             name_unnamed_nodes,
-            ort_load_error,
             prepare_model,
-            remove_model,
         )
 
         context = context or PassContext()
         warnings: list[str] = []
-        large = model_size_bytes(input_path) > _EXTERNAL_DATA_THRESHOLD
+        large = model_io.exceeds_protobuf_limit(input_path)
         model = onnx.load(str(input_path))
         tensors_before, big, tiny = _float_tensors(model)
         if tensors_before == 0:
@@ -170,12 +167,7 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
             all_tensors_to_one_file=True,
             location=f"{output_path.name}.data",
         )
-        problem = ort_load_error(output_path)
-        if problem is not None:
-            remove_model(output_path)
-            raise PassError(
-                "invalid_output", f"onnxruntime cannot load the float16 model: {problem}"
-            )
+        model_io.require_loadable(output_path, "float16")
         return PassReport(
             type=self.type,
             summary=f"Converted {converted} float32 tensor(s) to float16; weights "

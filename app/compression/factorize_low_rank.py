@@ -124,7 +124,8 @@ class FactorizeLowRankPass(CompressionPass[FactorizeLowRankConfig]):
         from onnx import helper, numpy_helper
 
         from app.compression.analysis import iter_graphs, param_count
-        from app.compression.channel_graph import find_weights, load_model, save_model
+        from app.compression.channel_graph import find_weights
+        from app.compression.model_io import load_model, save_model
 
         model, big = load_model(input_path)
         refs, skipped = find_weights(model, ["MatMul", "Gemm"])

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from app.compression import model_io
 from app.compression.base import (
     CompressionPass,
     PassConfig,
@@ -20,8 +21,6 @@ from app.compression.base import (
 if TYPE_CHECKING:
     from onnx import ModelProto
 
-# Above 1.8 GiB the output may not fit in one 2 GiB protobuf: keep weights in a side file.
-_EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
@@ -129,14 +128,14 @@ class OptimizeGraphPass(CompressionPass[OptimizeGraphConfig]):
     ) -> PassReport:
         import onnx
 
-        from app.compression.analysis import count_ops, load_proto, model_size_bytes, weight_bytes
-        from app.compression.prepare import ort_load_error, prepare_model, remove_model
+        from app.compression.analysis import count_ops, load_proto, weight_bytes
+        from app.compression.prepare import prepare_model
 
         warnings: list[str] = []
         before_proto = load_proto(input_path)
         before = count_ops(before_proto)
         weights_before = weight_bytes(before_proto)
-        big = model_size_bytes(input_path, before_proto) > _EXTERNAL_DATA_THRESHOLD
+        big = model_io.exceeds_protobuf_limit(input_path, before_proto)
         float16 = _uses_float16(before_proto)
         del before_proto
 
@@ -154,14 +153,9 @@ class OptimizeGraphPass(CompressionPass[OptimizeGraphConfig]):
             _optimize(source, output_path, config.level, big)
         _drop_unused_domains(output_path)
 
-        problem = ort_load_error(output_path)
-        if problem is not None:
-            remove_model(output_path)
-            # Seen with float16 If/Loop models: the Casts ORT adds for CPU clash across branches.
-            hint = "; run optimize_graph before convert_fp16" if float16 else ""
-            raise PassError(
-                "invalid_output", f"onnxruntime cannot load the optimized model: {problem}{hint}"
-            )
+        # Seen with float16 If/Loop models: the Casts ORT adds for CPU clash across branches.
+        hint = "; run optimize_graph before convert_fp16" if float16 else ""
+        model_io.require_loadable(output_path, "optimized", hint)
         after_proto = load_proto(output_path)
         after = count_ops(after_proto)
         contrib = _domain_ops(after_proto)

@@ -217,23 +217,3 @@ def resave_sorted(path: Path, external_data: bool) -> None:
     onnx.save_model(
         model, str(path), save_as_external_data=external_data, location=f"{path.name}.data"
     )
-
-
-def remove_model(path: Path) -> None:
-    """Delete a model file and the side file of its external data, if any."""
-    path.unlink(missing_ok=True)
-    path.with_name(f"{path.name}.data").unlink(missing_ok=True)
-
-
-def ort_load_error(path: Path) -> str | None:
-    """Why onnxruntime's CPU provider cannot load the model at path, or None if it can."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    # Default optimization level on purpose: some ORT failures only show in its optimizers.
-    try:
-        ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # Fail, InvalidGraph, NotImplemented, ...: all mean "cannot load"
-        return str(exc)
-    return None

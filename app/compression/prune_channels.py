@@ -85,8 +85,8 @@ def _activation_scores(
     import onnxruntime as ort
 
     from app.compression.analysis import graph_inputs
-    from app.compression.channel_graph import save_model
     from app.compression.datasets import calibration_samples
+    from app.compression.model_io import save_model
 
     wanted = list(dict.fromkeys(n for _, names in watched for n in names))
     infos = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.output]}
@@ -255,7 +255,8 @@ class PruneChannelsPass(CompressionPass[PruneChannelsConfig]):
         from onnx import numpy_helper
 
         from app.compression.analysis import load_proto, model_size_bytes, param_count
-        from app.compression.channel_graph import ChannelTracer, load_model, save_model, shape_map
+        from app.compression.channel_graph import ChannelTracer, shape_map
+        from app.compression.model_io import load_model, save_model
 
         context = context or PassContext()
         warnings: list[str] = []

@@ -78,7 +78,8 @@ class PruneMagnitudePass(CompressionPass[PruneMagnitudeConfig]):
         from onnx import numpy_helper
 
         from app.compression.analysis import param_count
-        from app.compression.channel_graph import find_weights, load_model, save_model
+        from app.compression.channel_graph import find_weights
+        from app.compression.model_io import load_model, save_model
 
         model, big = load_model(input_path)
         refs, skipped = find_weights(model, list(config.op_types))

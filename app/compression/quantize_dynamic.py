@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
+from app.compression import model_io
 from app.compression.base import (
     CompressionPass,
     PassConfig,
@@ -35,8 +36,6 @@ QUANTIZED_OPS = (
     "MatMulIntegerToFloat",
     "QEmbedLayerNormalization",
 )
-# Above 1.8 GiB the output may not fit in one 2 GiB protobuf: keep weights in a side file.
-_EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)
 
 
 class QuantizeDynamicConfig(PassConfig):
@@ -111,7 +110,7 @@ def _quantize(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from app.compression.analysis import iter_graphs
-    from app.compression.prepare import ort_load_error, resave_sorted
+    from app.compression.prepare import resave_sorted
 
     # A private folder next to the output: ORT writes a "-inferred" copy beside its input,
     # which must not land in (or race on) the caller's folder.
@@ -134,7 +133,7 @@ def _quantize(
     if len(list(iter_graphs(model.graph))) > 1:
         # ORT leaves nodes that feed a subgraph's outer-scope reads after it: sort for the checker.
         resave_sorted(output_path, big)
-    return ort_load_error(output_path)
+    return model_io.ort_load_error(output_path)
 
 
 @register_pass
@@ -158,13 +157,11 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
             count_ops,
             iter_graphs,
             load_proto,
-            model_size_bytes,
             weight_bytes,
         )
         from app.compression.prepare import (
             name_unnamed_nodes,
             prepare_model,
-            remove_model,
             subgraph_op_counts,
         )
 
@@ -193,7 +190,7 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
                 "Conv, LSTM and Gather.",
             )
         weights_before = weight_bytes(before_proto)
-        big = model_size_bytes(input_path, before_proto) > _EXTERNAL_DATA_THRESHOLD or any(
+        big = model_io.exceeds_protobuf_limit(input_path, before_proto) or any(
             onnx.external_data_helper.uses_external_data(t) for t in before_proto.graph.initializer
         )
         del before_proto
@@ -237,7 +234,7 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
                 )
         del model
         if problem is not None:
-            remove_model(output_path)
+            model_io.remove_model(output_path)
             raise PassError(
                 "invalid_output", f"onnxruntime cannot load the quantized model: {problem}"
             )
@@ -247,7 +244,7 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
         if "Gather" in targets:
             quantized += _gather_8bit(after_proto) - _gather_8bit(load_proto(input_path))
         if quantized <= 0:
-            remove_model(output_path)
+            model_io.remove_model(output_path)
             raise PassError(
                 "nothing_to_quantize",
                 f"none of the {candidates} {'/'.join(targets)} nodes could be quantized: ORT "

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from app.compression import model_io
 from app.compression.base import (
     CompressionPass,
     PassConfig,
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     import numpy as np
     from onnx import ModelProto
 
-# Above 1.8 GiB the output may not fit in one 2 GiB protobuf: keep weights in a side file.
-_EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)
 # Ops of ORT's QOperator format that stand for a quantized node.
 _QOPERATOR_EXTRA = ("QGemm", "QAttention", "QEmbedLayerNormalization")
 
@@ -214,14 +213,11 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
             count_ops,
             iter_graphs,
             load_proto,
-            model_size_bytes,
             weight_bytes,
         )
         from app.compression.prepare import (
             PER_CHANNEL_MIN_OPSET,
-            ort_load_error,
             prepare_model,
-            remove_model,
             resave_sorted,
         )
 
@@ -230,7 +226,7 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
         before_proto = load_proto(input_path)
         before = count_ops(before_proto)
         weights_before = weight_bytes(before_proto)
-        big = model_size_bytes(input_path, before_proto) > _EXTERNAL_DATA_THRESHOLD
+        big = model_io.exceeds_protobuf_limit(input_path, before_proto)
         del before_proto
 
         model = onnx.load(str(input_path))
@@ -272,11 +268,11 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
         if has_subgraphs:
             # Nodes feeding a subgraph's outer-scope reads can land after it: sort for the checker.
             resave_sorted(output_path, big)
-        problem = ort_load_error(output_path)
+        problem = model_io.ort_load_error(output_path)
         after_proto = load_proto(output_path)
         quantized = _count_quantized(after_proto, qdq)
         if problem is not None or quantized == 0:
-            remove_model(output_path)
+            model_io.remove_model(output_path)
         if problem is not None:
             raise PassError(
                 "invalid_output", f"onnxruntime cannot load the quantized model: {problem}"

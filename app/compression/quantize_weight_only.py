@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from app.compression import model_io
 from app.compression.base import (
     CompressionPass,
     PassConfig,
@@ -20,8 +21,6 @@ from app.compression.base import (
 if TYPE_CHECKING:
     from onnx import GraphProto, ModelProto, TensorProto
 
-# Above 1.8 GiB the output may not fit in one 2 GiB protobuf: keep weights in a side file.
-_EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)
 _FLOAT_TYPES = (1, 10, 16)  # TensorProto.FLOAT, FLOAT16, BFLOAT16
 
 
@@ -162,19 +161,16 @@ class QuantizeWeightOnlyPass(CompressionPass[QuantizeWeightOnlyConfig]):
         from app.compression.analysis import (
             count_ops,
             iter_graphs,
-            model_size_bytes,
             weight_bytes,
         )
         from app.compression.prepare import (
             name_unnamed_nodes,
-            ort_load_error,
             prepare_model,
-            remove_model,
             sort_all_graphs,
             subgraph_op_counts,
         )
 
-        big = model_size_bytes(input_path) > _EXTERNAL_DATA_THRESHOLD
+        big = model_io.exceeds_protobuf_limit(input_path)
         model = onnx.load(str(input_path))
         before = count_ops(model)
         weights_before = weight_bytes(model)
@@ -219,12 +215,7 @@ class QuantizeWeightOnlyPass(CompressionPass[QuantizeWeightOnlyConfig]):
             all_tensors_to_one_file=True,
             location=f"{output_path.name}.data",
         )
-        problem = ort_load_error(output_path)
-        if problem is not None:
-            remove_model(output_path)
-            raise PassError(
-                "invalid_output", f"onnxruntime cannot load the quantized model: {problem}"
-            )
+        model_io.require_loadable(output_path, "quantized")
         after = count_ops(model)
         quantized = after.get("MatMulNBits", 0) - before.get("MatMulNBits", 0)
         weights_after = weight_bytes(model)

@@ -10,34 +10,15 @@ from starlette.concurrency import run_in_threadpool
 from app.datasets import repository, service
 from app.datasets.schemas import DatasetList, DatasetOut
 from app.deps import SessionDep, SettingsDep, StorageDep, TenantDep
-from app.errors import DatasetTooLargeError, InvalidRequestError
+from app.errors import DatasetTooLargeError
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.uploads import receive_multipart, upload_tmp_dir
+from app.uploads import receive_upload, upload_openapi
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
-UPLOAD_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "An .npz: arrays named after the model inputs, "
-                            "axis 0 = samples, optional `labels`.",
-                        },
-                        "name": {"type": "string", "maxLength": 255},
-                    },
-                }
-            }
-        },
-    }
-}
+UPLOAD_DOC = upload_openapi(
+    "An .npz: arrays named after the model inputs, axis 0 = samples, optional `labels`."
+)
 
 
 @router.post(
@@ -52,23 +33,10 @@ async def upload_dataset(
     response: Response,
 ) -> DatasetOut:
     """Upload calibration or evaluation data as an .npz (multipart `file`, optional `name`)."""
-    form = await receive_multipart(
-        request,
-        file_field="file",
-        max_file_bytes=settings.max_upload_bytes,
-        tmp_dir=upload_tmp_dir(settings),
-        too_large=DatasetTooLargeError,
-    )
+    upload, name, form = await receive_upload(request, settings, DatasetTooLargeError)
     try:
-        if form.file is None:
-            raise InvalidRequestError("file: a multipart part named 'file' is required")
         dataset = await run_in_threadpool(
-            service.create_from_upload,
-            session,
-            storage,
-            tenant_id,
-            form.file,
-            form.fields.get("name"),
+            service.create_from_upload, session, storage, tenant_id, upload, name
         )
     finally:
         form.discard()

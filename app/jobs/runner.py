@@ -50,7 +50,7 @@ def _inputs(job: JobTable) -> CompressInputs | None:
             raise PassError("dataset_deleted", "the calibration dataset was deleted")
         return CompressInputs(
             model=stages.ModelRef(
-                model.id, model.name, model.storage_key, model.sha256, model.inputs
+                model.id, model.name, model.storage_key, model.packaging, model.sha256
             ),
             calibration_key=calibration.storage_key if calibration else None,
             calibration_sha256=calibration.sha256 if calibration else None,
@@ -62,7 +62,7 @@ def output_key(job: JobTable, inputs: CompressInputs) -> str:
     recipe = Recipe.model_validate(job.recipe)
     extra = json.dumps([inputs.calibration_sha256, job.input_shapes], sort_keys=True)
     digest = hashlib.sha256(f"{recipe.fingerprint()}:{extra}".encode()).hexdigest()
-    return f"outputs/{inputs.model.sha256}/{digest}.onnx"
+    return f"outputs/{inputs.model.sha256}/{digest}"
 
 
 def _run_passes(
@@ -94,9 +94,10 @@ def _run_passes(
 def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings: Settings) -> None:
     with tempfile.TemporaryDirectory(prefix=f"job-{job.id}-") as tmp:
         workdir = Path(tmp)
-        source = workdir / "input.onnx"
         stages.progress(job.id, "download", 0.0)
-        storage.download_to(inputs.model.storage_key, source)
+        source = stages.fetch_model(
+            storage, inputs.model.storage_key, inputs.model.packaging, workdir / "input"
+        )
         context = PassContext(
             input_shapes=job.input_shapes, default_dim=settings.default_symbolic_dim
         )
@@ -105,15 +106,16 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
             storage.download_to(inputs.calibration_key, context.calibration_path)
         output, reports = _run_passes(job, source, workdir, context, settings)
         stages.progress(job.id, "store", 0.75)
-        key = output_key(job, inputs)
-        storage.put_file(key, output)
+        stored, packaging = stages.package_output(output)
+        key = f"{output_key(job, inputs)}.{packaging}"
+        storage.put_file(key, stored)
         warnings = [w for r in reports for w in r.get("warnings", [])]
         try:
             with session_scope() as session:
                 models_service.record_output(
-                    session, storage, tenant_id=job.tenant_id,
-                    name=f"{inputs.model.name}-compressed", path=output,
-                    sha256=stages.sha256_of(output), key=key, parent_id=inputs.model.id,
+                    session, tenant_id=job.tenant_id, name=f"{inputs.model.name}-compressed",
+                    model_path=output, stored_path=stored, packaging=packaging,
+                    sha256=stages.sha256_of(stored), key=key, parent_id=inputs.model.id,
                     job_id=job.id,
                 )  # fmt: skip
                 if not repository.set_report(
@@ -135,11 +137,8 @@ def run_compress(
     job = stages.claim(job_id)
     if job is None:
         return
-    with (
-        stages.failures_end_the_job(
-            job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
-        ),
-        stages.keep_alive(job_id),
+    with stages.working_on(
+        job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
     ):
         inputs = _inputs(job)
         if inputs is not None:

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.orm import Session
 
+from app.compression import archive
 from app.compression.analysis import InvalidModelError
 from app.compression.base import PassError
 from app.db import session_scope, utcnow
@@ -22,7 +22,7 @@ from app.jobs import repository
 from app.jobs.lifecycle import JobStatus
 from app.jobs.tables import JobTable
 from app.settings import get_settings
-from app.storage import StorageError
+from app.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ class ModelRef:
     id: str
     name: str
     storage_key: str
+    packaging: str
     sha256: str
-    inputs: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,28 @@ def fail(job_id: str, code: str, message: str) -> None:
         fail_in(session, job_id, code, message)
 
 
+def fetch_model(storage: Storage, key: str, packaging: str, folder: Path) -> Path:
+    """Download a stored model into `folder` (unpacking a zip safely); the .onnx path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if packaging != "zip":
+        path = folder / "model.onnx"
+        storage.download_to(key, path)
+        return path
+    packed = folder / "model.zip"
+    storage.download_to(key, packed)
+    limit = 4 * get_settings().max_upload_bytes
+    return archive.extract_model_archive(packed, folder / "unpacked", limit)
+
+
+def package_output(model_path: Path) -> tuple[Path, str]:
+    """(file to store, packaging): the model itself, or a zip when it has external data."""
+    if len(archive.model_files(model_path)) == 1:
+        return model_path, "onnx"
+    packed = model_path.with_name(f"{model_path.stem}.zip")
+    archive.pack_model(model_path, packed)
+    return packed, "zip"
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -171,3 +193,13 @@ def failures_end_the_job(job_id: str, *, final_attempt: bool, time_limit_s: int)
     except Exception as exc:
         log.exception("job %s failed", job_id)
         fail(job_id, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def working_on(job_id: str, *, final_attempt: bool, time_limit_s: int) -> Iterator[None]:
+    """The frame of every stage: the job's lease renewed, and any failure ending the job."""
+    with (
+        failures_end_the_job(job_id, final_attempt=final_attempt, time_limit_s=time_limit_s),
+        keep_alive(job_id),
+    ):
+        yield

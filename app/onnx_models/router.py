@@ -10,36 +10,16 @@ from starlette.concurrency import run_in_threadpool
 
 from app.compression import transport
 from app.deps import SessionDep, SettingsDep, StorageDep, TenantDep
-from app.errors import InvalidRequestError
+from app.errors import ModelTooLargeError
 from app.onnx_models import repository, service
 from app.onnx_models.schemas import ModelList, ModelOut
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.storage.base import iter_stream
-from app.uploads import receive_multipart, upload_tmp_dir
+from app.uploads import receive_upload, upload_openapi
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
-UPLOAD_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "An .onnx file",
-                        },
-                        "name": {"type": "string", "maxLength": 255},
-                    },
-                }
-            }
-        },
-    }
-}
+UPLOAD_DOC = upload_openapi("An .onnx file")
 
 
 @router.post(
@@ -54,24 +34,10 @@ async def upload_model(
     response: Response,
 ) -> ModelOut:
     """Upload an ONNX model (multipart `file`, optional `name`); validated before it is kept."""
-    form = await receive_multipart(
-        request,
-        file_field="file",
-        max_file_bytes=settings.max_upload_bytes,
-        tmp_dir=upload_tmp_dir(settings),
-    )
+    upload, name, form = await receive_upload(request, settings, ModelTooLargeError)
     try:
-        if form.file is None:
-            raise InvalidRequestError(
-                "file: a multipart part named 'file' with a filename is required"
-            )
         model = await run_in_threadpool(
-            service.create_from_upload,
-            session,
-            storage,
-            tenant_id,
-            form.file,
-            form.fields.get("name"),
+            service.create_from_upload, session, storage, tenant_id, upload, name
         )
     finally:
         form.discard()
@@ -129,15 +95,14 @@ def download_model(
     stream = storage.open(model.storage_key)
     headers = {"X-Model-Sha256": model.sha256}
     if encoding == "zstd":
-        headers["Content-Disposition"] = f'attachment; filename="{filename}.onnx.zst"'
+        headers["Content-Disposition"] = f'attachment; filename="{filename}.{model.packaging}.zst"'
         return StreamingResponse(
             transport.zstd_stream(stream), media_type="application/zstd", headers=headers
         )
-    headers["Content-Disposition"] = f'attachment; filename="{filename}.onnx"'
+    headers["Content-Disposition"] = f'attachment; filename="{filename}.{model.packaging}"'
     headers["Content-Length"] = str(model.size_bytes)
-    return StreamingResponse(
-        iter_stream(stream), media_type="application/octet-stream", headers=headers
-    )
+    media_type = "application/zip" if model.packaging == "zip" else "application/octet-stream"
+    return StreamingResponse(iter_stream(stream), media_type=media_type, headers=headers)
 
 
 @router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -21,6 +21,9 @@ class ModelOut(BaseModel):
     sha256: str
     size_bytes: int
     format: str
+    packaging: str = Field(
+        description="onnx: a single file; zip: the model with its external-data files."
+    )
     ir_version: int
     opset: int
     producer: str | None

@@ -23,6 +23,8 @@ class ModelTable(IdMixin, Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     storage_key: Mapped[str] = mapped_column(String(512))
     format: Mapped[str] = mapped_column(String(16), default="onnx")
+    # "onnx": one file; "zip": the .onnx with its external-data files, as uploaded or produced.
+    packaging: Mapped[str] = mapped_column(String(8), default="onnx", server_default=text("'onnx'"))
     ir_version: Mapped[int] = mapped_column(Integer)
     opset: Mapped[int] = mapped_column(Integer)
     producer: Mapped[str | None] = mapped_column(String(255))

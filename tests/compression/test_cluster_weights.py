@@ -11,6 +11,7 @@ import pytest
 from onnx import TensorProto, numpy_helper
 from pydantic import ValidationError
 
+from app.compression import model_io
 from app.compression.base import PassError
 from app.compression.cluster_weights import ClusterWeightsConfig, ClusterWeightsPass, kmeans_1d
 from app.compression.prune_magnitude import PruneMagnitudeConfig, PruneMagnitudePass
@@ -114,9 +115,8 @@ def test_bad_config(bad: dict) -> None:
 def test_large_models_keep_external_data(
     models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.compression.channel_graph as channel_graph
 
-    monkeypatch.setattr(channel_graph, "EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is > 2 GiB
+    monkeypatch.setattr(model_io, "EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is > 2 GiB
     out = tmp_path / "big.onnx"
     report = ClusterWeightsPass().run(models["cnn"], ClusterWeightsConfig(), out)
     assert (tmp_path / "big.onnx.data").exists()

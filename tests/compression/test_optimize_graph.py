@@ -10,7 +10,7 @@ import pytest
 from onnx import helper
 from pydantic import ValidationError
 
-from app.compression import prepare
+from app.compression import model_io
 from app.compression.analysis import inspect_model
 from app.compression.base import PassError
 from app.compression.optimize_graph import OptimizeGraphConfig, OptimizeGraphPass
@@ -126,7 +126,7 @@ def test_second_run_is_a_reported_no_op(models: dict[str, Path], tmp_path: Path)
 def test_unloadable_output_is_never_returned(
     models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(prepare, "ort_load_error", lambda path: "SSA violation")
+    monkeypatch.setattr(model_io, "ort_load_error", lambda path: "SSA violation")
     out = tmp_path / "broken.onnx"
     with pytest.raises(PassError) as err:
         OptimizeGraphPass().run(models["mlp"], OptimizeGraphConfig(), out)
@@ -162,9 +162,8 @@ def test_config_validation() -> None:
 def test_large_models_keep_external_data(
     models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.compression.optimize_graph as module
 
-    monkeypatch.setattr(module, "_EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is near 2 GiB
+    monkeypatch.setattr(model_io, "EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is near 2 GiB
     out = tmp_path / "big.onnx"
     OptimizeGraphPass().run(models["mlp"], OptimizeGraphConfig(level="basic"), out)
     assert inspect_model(out).has_external_data

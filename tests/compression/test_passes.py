@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from app.compression import model_io
 from app.compression.analysis import count_ops, inspect_model
 from app.compression.base import PassError
 from app.compression.benchmark import benchmark_pair
@@ -176,12 +177,10 @@ def test_fp16_clamps_weights_beyond_its_range_when_outputs_stay_right(tmp_path: 
 def test_large_models_are_written_with_external_data(
     kind: str, mlp_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.compression.convert_fp16 as fp16_module
-    import app.compression.quantize_dynamic as quant_module
 
     # Pretend every model is near the 2 GiB protobuf limit.
-    monkeypatch.setattr(quant_module, "_EXTERNAL_DATA_THRESHOLD", 0)
-    monkeypatch.setattr(fp16_module, "_EXTERNAL_DATA_THRESHOLD", 0)
+    monkeypatch.setattr(model_io, "EXTERNAL_DATA_THRESHOLD", 0)
+    monkeypatch.setattr(model_io, "EXTERNAL_DATA_THRESHOLD", 0)
     out = tmp_path / "big.onnx"
     if kind == "quantize_dynamic":
         QuantizeDynamicPass().run(mlp_path, QuantizeDynamicConfig(), out)

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from app.compression import prepare
+from app.compression import model_io, prepare
 from app.compression.analysis import count_ops, inspect_model
 from app.compression.base import PassError
 from app.compression.convert_fp16 import ConvertFp16Config, ConvertFp16Pass
@@ -134,7 +134,7 @@ def test_ort_load_error_names_the_problem(tmp_path: Path) -> None:
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.ops", 1)]
     )
-    problem = prepare.ort_load_error(_save(model, tmp_path / "bad.onnx"))
+    problem = model_io.ort_load_error(_save(model, tmp_path / "bad.onnx"))
     assert problem is not None and "NoSuchOp" in problem
 
 

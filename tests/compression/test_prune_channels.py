@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from app.compression import model_io
 from app.compression.analysis import param_count
 from app.compression.base import PassError
 from app.compression.prune_channels import PruneChannelsConfig, PruneChannelsPass
@@ -229,9 +230,8 @@ def test_nothing_to_prune(folder: Path, cnn: Path, tmp_path: Path) -> None:
 def test_large_models_keep_external_data(
     cnn: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.compression.channel_graph as channel_graph
 
-    monkeypatch.setattr(channel_graph, "EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is > 2 GiB
+    monkeypatch.setattr(model_io, "EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is > 2 GiB
     out = tmp_path / "big.onnx"
     PruneChannelsPass().run(cnn, PruneChannelsConfig(criterion="activation"), out)
     assert (tmp_path / "big.onnx.data").stat().st_size > out.stat().st_size

@@ -10,6 +10,7 @@ import pytest
 from onnx import numpy_helper
 from pydantic import ValidationError
 
+from app.compression import model_io
 from app.compression.analysis import inspect_model
 from app.compression.base import PassContext, PassError
 from app.compression.quantize_static import QuantizeStaticConfig, QuantizeStaticPass
@@ -192,9 +193,8 @@ def test_config_validation() -> None:
 def test_large_models_keep_external_data(
     models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.compression.quantize_static as module
 
-    monkeypatch.setattr(module, "_EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is near 2 GiB
+    monkeypatch.setattr(model_io, "EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is near 2 GiB
     out = tmp_path / "big.onnx"
     QuantizeStaticPass().run(models["mlp"], QuantizeStaticConfig(num_samples=4), out)
     assert inspect_model(out).has_external_data and (tmp_path / "big.onnx.data").exists()

@@ -11,6 +11,7 @@ import pytest
 from onnx import helper
 from pydantic import ValidationError
 
+from app.compression import model_io
 from app.compression.analysis import inspect_model
 from app.compression.base import PassError
 from app.compression.quantize_weight_only import (
@@ -152,9 +153,8 @@ def test_config_validation() -> None:
 def test_large_models_keep_external_data(
     models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.compression.quantize_weight_only as module
 
-    monkeypatch.setattr(module, "_EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is near 2 GiB
+    monkeypatch.setattr(model_io, "EXTERNAL_DATA_THRESHOLD", 0)  # pretend it is near 2 GiB
     out = tmp_path / "big.onnx"
     QuantizeWeightOnlyPass().run(models["mlp"], QuantizeWeightOnlyConfig(), out)
     assert inspect_model(out).has_external_data
