@@ -205,3 +205,24 @@ def test_a_single_model_benchmark_describes_that_model(
     metrics = job["metrics"]
     assert metrics["latency_ms"]["p50"] > 0 and metrics["size_bytes"] > 0
     assert metrics["host"]["provider"] == "CPUExecutionProvider"
+
+
+def test_session_options_reach_the_benchmark_and_a_missing_provider_is_a_clear_failure(
+    live_stack: LiveStack, client: httpx.Client, models: dict[str, Path]
+) -> None:
+    model_id = _upload(client, models["mlp"])["id"]
+    common = {"model_id": model_id, "runs": 3, "input_shapes": {"input": [1, 128]}}
+
+    tuned = client.post("/v1/benchmarks", json={
+        **common, "graph_optimization_level": "basic", "threads": 2,
+    })  # fmt: skip
+    missing = client.post("/v1/benchmarks", json={**common, "provider": "tensorrt"})
+    tuned_job = live_stack.wait_for_job(client, tuned.json()["id"])
+    missing_job = live_stack.wait_for_job(client, missing.json()["id"])
+
+    assert tuned_job["status"] == "succeeded", tuned_job["error"]
+    assert tuned_job["metrics"]["host"]["cores"] == 2
+    assert (missing_job["status"], missing_job["error"]["code"]) == (
+        "failed",
+        "provider_unavailable",
+    )

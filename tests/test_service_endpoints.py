@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy.orm import Session
 
 from tests.factories import add_job, add_model
@@ -39,3 +40,29 @@ def test_unknown_route_is_a_problem(api: Any) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == "not_found"
+
+
+def test_readyz_names_the_dependency_that_is_down(
+    api: Any, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
+) -> None:
+    from app import health
+    from app.storage import S3Storage
+
+    missing = S3Storage(bucket="no-such-bucket", endpoint_url=s3_endpoint, region="us-east-1")
+    monkeypatch.setattr(health, "get_storage", lambda: missing)
+
+    response = api.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["storage"].startswith("down")
+    assert response.json()["checks"]["database"] == "ok"
+
+
+def test_a_shared_deployment_refuses_to_start_without_api_keys() -> None:
+    from app.settings import Settings
+
+    unsafe = Settings(database_url="postgresql+psycopg://db/modelpress", auth_required=False)
+
+    with pytest.raises(RuntimeError, match="API keys"):
+        unsafe.check_safe_to_serve()
+    Settings(database_url="sqlite:///x.db", auth_required=False).check_safe_to_serve()

@@ -86,6 +86,9 @@ def _measure(
             "time_budget_s": settings.benchmark_time_budget_s,
             "default_dim": settings.default_symbolic_dim,
             "eval_dataset_path": str(eval_path) if eval_path else None,
+            "provider": options.get("provider", "cpu"),
+            "graph_optimization_level": options.get("graph_optimization_level", "all"),
+            "batch_sizes": options.get("batch_sizes", []),
         },
     }
     # Timing and evaluation run the user's model in native code: in a child, under limits.

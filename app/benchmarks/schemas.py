@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from app.jobs.schemas import BenchmarkOptions
 
 
-class BenchmarkCreate(BaseModel):
+class BenchmarkCreate(BenchmarkOptions):
     model_config = ConfigDict(extra="forbid")
 
     model_id: str = Field(max_length=64, description="The model to measure.")
@@ -18,6 +20,3 @@ class BenchmarkCreate(BaseModel):
     input_shapes: dict[str, list[int]] | None = Field(
         default=None, description="Fixed shapes for inputs with symbolic dims, by input name."
     )
-    runs: int = Field(default=50, ge=1, le=10_000, description="Timed runs per model.")
-    warmup: int = Field(default=5, ge=0, le=1_000, description="Untimed runs before timing.")
-    threads: int = Field(default=1, ge=1, le=256, description="ONNX Runtime intra-op threads.")

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from app.benchmarks.schemas import BenchmarkCreate
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobKind, JobStatus
+from app.jobs.schemas import BenchmarkOptions
 from app.jobs.tables import JobTable
 from app.onnx_models import service as models_service
 
@@ -29,7 +30,7 @@ def create_benchmark(session: Session, tenant_id: str, body: BenchmarkCreate) ->
             progress=0.0,
             recipe={"passes": []},
             input_shapes=body.input_shapes,
-            benchmark_options={"runs": body.runs, "warmup": body.warmup, "threads": body.threads},
+            benchmark_options=body.model_dump(include=set(BenchmarkOptions.model_fields)),
             eval_dataset_id=body.eval_dataset_id,
             attempts=0,
         ),

@@ -37,6 +37,13 @@ def _run_pass(request: dict[str, Any]) -> dict[str, Any]:
 def _run_benchmark(request: dict[str, Any]) -> dict[str, Any]:
     """Metrics of the model (against its baseline), plus the report's per-tensor sections."""
     from app.compression import benchmark
+    from app.compression.base import PassError
+    from app.compression.latency import resolve_providers
+
+    try:
+        resolve_providers(request["options"].get("provider", "cpu"))
+    except ValueError as exc:
+        raise PassError("provider_unavailable", str(exc)) from exc
 
     options = dict(request["options"])
     if options.get("eval_dataset_path"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,19 @@ class BenchmarkOptions(BaseModel):
     runs: int = Field(default=50, ge=1, le=10_000, description="Timed runs per model.")
     warmup: int = Field(default=5, ge=0, le=1_000, description="Untimed runs before timing.")
     threads: int = Field(default=1, ge=1, le=256, description="ONNX Runtime intra-op threads.")
+    provider: Literal["cpu", "cuda", "tensorrt"] = Field(
+        default="cpu",
+        description="Execution provider; cuda/tensorrt only where the worker has them "
+        "(otherwise the job fails with provider_unavailable).",
+    )
+    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = Field(
+        default="all", description="ONNX Runtime graph optimizations applied at session load."
+    )
+    batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Extra batch sizes to measure throughput at (dynamic batch dim only).",
+    )
 
 
 class JobCreate(BaseModel):

@@ -24,7 +24,10 @@ def test_benchmark_of_a_model_against_a_baseline_is_a_queued_job(
     assert response.headers["location"] == f"/v1/jobs/{job['id']}"
     assert (job["kind"], job["status"]) == ("benchmark", "queued")
     assert job["baseline_model_id"] == baseline.id
-    assert job["benchmark"] == {"runs": 10, "warmup": 5, "threads": 1}
+    assert job["benchmark"] == {
+        "runs": 10, "warmup": 5, "threads": 1, "provider": "cpu",
+        "graph_optimization_level": "all", "batch_sizes": [],
+    }  # fmt: skip
 
 
 def test_unknown_models_are_404(api: Any, db_session: Session) -> None:
