@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,14 @@ class _Options:
     measure_memory: bool
     provider: str
     graph_optimization_level: str
+
+    @classmethod
+    def of(cls, arguments: dict[str, Any]) -> _Options:
+        """The options among a public function's arguments (both entry points share them)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in arguments.items() if k in names}
+        values["batch_sizes"] = list(values.get("batch_sizes") or [])
+        return cls(**values)
 
 
 @dataclass
@@ -192,21 +200,7 @@ def benchmark_single(
     graph_optimization_level: str = "all",
 ) -> dict[str, Any]:
     """One model's block (latency, throughput, memory, size, flops), accuracy with labels, host."""
-    o = _Options(
-        input_shapes,
-        runs,
-        warmup,
-        threads,
-        time_budget_s,
-        default_dim,
-        seed,
-        fidelity_samples,
-        eval_dataset_path,
-        list(batch_sizes or []),
-        measure_memory,
-        provider,
-        graph_optimization_level,
-    )
+    o = _Options.of(locals())
     run = _measure([Path(model_path)], o)
     result: dict[str, Any] = dict(run.blocks[0])
     samples, labels, _ = fidelity.evaluation_samples(
@@ -252,21 +246,7 @@ def benchmark_pair(
     """Both models measured in one process, interleaved; returns the job's metrics block."""
     from app.compression.comparison import compare_pair
 
-    o = _Options(
-        input_shapes,
-        runs,
-        warmup,
-        threads,
-        time_budget_s,
-        default_dim,
-        seed,
-        fidelity_samples,
-        eval_dataset_path,
-        list(batch_sizes or []),
-        measure_memory,
-        provider,
-        graph_optimization_level,
-    )
+    o = _Options.of(locals())
     paths = [Path(original_path), Path(compressed_path)]
     run = _measure(paths, o)
     metrics = compare_pair(
