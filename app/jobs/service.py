@@ -156,10 +156,12 @@ def report(session: Session, tenant_id: str, job_id: str) -> JobReport:
 
 def to_out(job: JobTable) -> JobOut:
     out = JobOut.model_validate(job)
-    out.warnings = [
-        *(job.report or {}).get("warnings", []),
-        *(job.metrics or {}).get("warnings", []),
-    ]
+    # The passes' warnings, then the benchmark's, each said once.
+    out.warnings = list(
+        dict.fromkeys(
+            [*(job.report or {}).get("warnings", []), *(job.metrics or {}).get("warnings", [])]
+        )
+    )
     return out
 
 

@@ -198,15 +198,16 @@
     });
     el.metrics.appendChild(dl);
 
-    const warnings = [].concat(m.warnings || [], job.warnings || []);
+    // job.warnings already holds the metrics' warnings and the passes' ones; keep each once.
+    const texts = [].concat(job.warnings || [], m.warnings || []).map((w) =>
+      typeof w === "string" ? w : (w && w.message) || ""
+    );
+    const warnings = Array.from(new Set(texts.filter(Boolean)));
     if (warnings.length) {
       el.metrics.appendChild(cell("h3", "Warnings"));
       const ul = document.createElement("ul");
       ul.id = "warnings";
-      warnings.forEach((w) => {
-        const text = typeof w === "string" ? w : w.message || JSON.stringify(w);
-        ul.appendChild(cell("li", text));
-      });
+      warnings.forEach((text) => ul.appendChild(cell("li", text)));
       el.metrics.appendChild(ul);
     }
 
