@@ -159,3 +159,21 @@ def test_the_api_recovers_from_a_postgres_restart(live_stack: LiveStack) -> None
 
     assert statuses[-1] == 200
     assert set(statuses) <= {200, 503}  # an outage answers 503 problems, never a bare 500
+
+
+def test_a_job_canceled_while_running_stays_canceled_and_leaves_no_output(
+    live_stack: LiveStack, small_model: Path
+) -> None:
+    with live_stack.client() as client:
+        model_id = _upload(client, small_model)
+        job_id = _submit(client, model_id, {"type": "test_sleep", "seconds": 3})
+        _wait_for_stage(client, job_id, "test_sleep")
+
+        canceled = client.post(f"/v1/jobs/{job_id}/cancel").json()
+        time.sleep(5)  # the pass finishes meanwhile; the worker must notice and drop its output
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        children = client.get("/v1/models", params={"parent_id": model_id}).json()["items"]
+
+    assert canceled["status"] == "canceled"
+    assert job["status"] == "canceled" and job["output_model_id"] is None
+    assert children == []
