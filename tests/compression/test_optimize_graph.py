@@ -14,7 +14,7 @@ from app.compression import model_io
 from app.compression.analysis import inspect_model
 from app.compression.base import PassError
 from app.compression.optimize_graph import OptimizeGraphConfig, OptimizeGraphPass
-from tests.builders import build_mlp, cosine, run_model
+from tests.builders import build_mlp, build_transformer_block, cosine, run_model
 from tests.builders_messy import build_constant_weights_net, build_opset11_cnn
 
 IMAGE16 = np.random.default_rng(2).standard_normal((4, 3, 16, 16)).astype(np.float32)
@@ -28,13 +28,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mlp": build_mlp(folder / "mlp.onnx", sizes=(64, 128, 32)),
         "opset11": build_opset11_cnn(folder / "opset11.onnx"),
         "constant": build_constant_weights_net(folder / "constant.onnx"),
+        "transformer": build_transformer_block(folder / "transformer.onnx"),
     }
-    try:
-        from tests.builders import build_transformer_block
-
-        paths["transformer"] = build_transformer_block(folder / "transformer.onnx")
-    except ImportError:
-        pass
     return paths
 
 
@@ -80,8 +75,6 @@ def test_extended_uses_cpu_contrib_ops(models: dict[str, Path], tmp_path: Path) 
 
 
 def test_extended_transformer_fusions(models: dict[str, Path], tmp_path: Path) -> None:
-    if "transformer" not in models:
-        pytest.skip("builders without build_transformer_block")
     out = tmp_path / "transformer.onnx"
     report = OptimizeGraphPass().run(models["transformer"], OptimizeGraphConfig(), out)
     assert report.details["nodes_after"] < report.details["nodes_before"]

@@ -14,7 +14,14 @@ from app.compression import model_io
 from app.compression.analysis import inspect_model
 from app.compression.base import PassContext, PassError
 from app.compression.quantize_static import QuantizeStaticConfig, QuantizeStaticPass
-from tests.builders import build_conv_net, build_mlp, cosine, run_model
+from tests.builders import (
+    build_cnn_residual,
+    build_conv_net,
+    build_mlp,
+    build_transformer_block,
+    cosine,
+    run_model,
+)
 from tests.builders_messy import (
     build_constant_weights_net,
     build_if_subgraph_mlp,
@@ -37,14 +44,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "constant": build_constant_weights_net(folder / "constant.onnx"),
         "opset11": build_opset11_cnn(folder / "opset11.onnx"),
         "if": build_if_subgraph_mlp(folder / "if.onnx"),
+        "residual": build_cnn_residual(folder / "residual.onnx"),
+        "transformer": build_transformer_block(folder / "transformer.onnx"),
     }
-    try:
-        from tests.builders import build_cnn_residual, build_transformer_block
-
-        paths["residual"] = build_cnn_residual(folder / "residual.onnx")
-        paths["transformer"] = build_transformer_block(folder / "transformer.onnx")
-    except ImportError:  # older builders: the tests that need these skip
-        pass
     return paths
 
 
@@ -148,8 +150,6 @@ def test_if_branches_stay_float_and_outputs_stay_right(
 
 
 def test_residual_cnn_and_transformer(models: dict[str, Path], tmp_path: Path) -> None:
-    if "transformer" not in models:
-        pytest.skip("builders without build_cnn_residual/build_transformer_block")
     out = tmp_path / "residual.onnx"
     QuantizeStaticPass().run(models["residual"], QuantizeStaticConfig(**FAST), out)
     assert inspect_model(out).op_counts["QuantizeLinear"] >= 5

@@ -18,7 +18,7 @@ from app.compression.quantize_weight_only import (
     QuantizeWeightOnlyConfig,
     QuantizeWeightOnlyPass,
 )
-from tests.builders import build_conv_net, build_mlp, cosine, run_model
+from tests.builders import build_conv_net, build_mlp, build_transformer_block, cosine, run_model
 from tests.builders_messy import build_constant_weights_net, build_if_subgraph_mlp
 
 VECTOR = np.random.default_rng(3).standard_normal((4, 64)).astype(np.float32)
@@ -34,13 +34,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "conv": build_conv_net(folder / "conv.onnx"),
         "constant": build_constant_weights_net(folder / "constant.onnx"),
         "if": build_if_subgraph_mlp(folder / "if.onnx"),
+        "transformer": build_transformer_block(folder / "transformer.onnx"),
     }
-    try:
-        from tests.builders import build_transformer_block
-
-        paths["transformer"] = build_transformer_block(folder / "transformer.onnx")
-    except ImportError:
-        pass
     return paths
 
 
@@ -74,8 +69,6 @@ def test_int8_asymmetric_with_accuracy_level(models: dict[str, Path], tmp_path: 
 
 
 def test_transformer_skips_activation_matmuls(models: dict[str, Path], tmp_path: Path) -> None:
-    if "transformer" not in models:
-        pytest.skip("builders without build_transformer_block")
     out = tmp_path / "transformer_int4.onnx"
     report = QuantizeWeightOnlyPass().run(models["transformer"], QuantizeWeightOnlyConfig(), out)
     assert report.details["nodes_quantized"] == 6  # q, k, v, o, ffn up, ffn down
