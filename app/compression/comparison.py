@@ -28,6 +28,8 @@ def _static_comparison(original: Path, compressed: Path) -> dict[str, Any]:
             "mean_abs": report["mean_abs"],
             "max_abs": report["max_abs"],
             "tensors": len(report["tensors"]),
+            # The rows themselves: a job moves them to its report, the metrics keep the summary.
+            "per_tensor": report["tensors"],
         }
     return result
 
