@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.compression.base import PASS_REGISTRY, PassContext, PassError
-from app.compression.benchmark import benchmark_pair
-from app.compression.recipes import PRESETS, expand_preset
+from app.compression.measure.benchmark import benchmark_pair
+from app.compression.passes.base import PASS_REGISTRY, PassContext, PassError
+from app.compression.passes.recipes import PRESETS, expand_preset
 from tests.builders import build_cnn_residual, build_mlp, build_transformer_block
 
 MODELS = {

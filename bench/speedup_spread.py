@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.compression.benchmark import benchmark_pair
-from app.compression.quantize_dynamic import QuantizeDynamicConfig, QuantizeDynamicPass
+from app.compression.measure.benchmark import benchmark_pair
+from app.compression.passes.quantize_dynamic import QuantizeDynamicConfig, QuantizeDynamicPass
 from tests.builders import build_mlp
 
 

@@ -151,7 +151,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> It
         "MODELPRESS_BENCHMARK_QUEUE_NAME": f"modelpress-live-benchmark-{os.getpid()}",
         "MODELPRESS_MAX_UPLOAD_BYTES": str(32 * 1024 * 1024),
         "MODELPRESS_BENCHMARK_RUNS": "20",
-        "MODELPRESS_ENABLE_TEST_PASSES": "1",
+        "MODELPRESS_EXTRA_PASS_MODULES": "tests.fault_passes",
         "MODELPRESS_JOB_MEMORY_LIMIT_MB": "2048",
         # Short leases so the fault tests see a lost worker's job requeued within seconds.
         "MODELPRESS_HEARTBEAT_INTERVAL_S": "1",

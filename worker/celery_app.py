@@ -24,6 +24,6 @@ app = celery_app
 @worker_ready.connect
 def _start_reaper(**_: Any) -> None:
     # Every worker sweeps for lost jobs and unsent ones (the outbox); the sweeps are idempotent.
-    from app.jobs.reaper import start_background_reaper
+    from app.pipeline.reaper import start_background_reaper
 
     start_background_reaper()

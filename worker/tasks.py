@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.benchmarks.runner import run_benchmark
 from app.jobs.queue import BENCHMARK_TASK, RUN_JOB_TASK
-from app.jobs.runner import run_compress
-from app.jobs.stages import TransientJobError
+from app.pipeline.benchmark import run_benchmark
+from app.pipeline.compress import run_compress
+from app.pipeline.frame import TransientJobError
 from worker.celery_app import celery_app
 
 MAX_RETRIES = 3

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.compression import datasets as npz
-from app.compression.analysis import TensorSpec
+from app.compression.graph import npz
+from app.compression.graph.analysis import TensorSpec
 from app.datasets import repository
 from app.datasets.tables import DatasetTable
 from app.db import call_after_commit, call_after_rollback, new_id

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.compression.recipes import Recipe
+from app.compression.passes.recipes import Recipe
 
 
 class BenchmarkOptions(BaseModel):

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.compression import inputs as model_inputs
-from app.compression.analysis import TensorSpec
-from app.compression.recipes import PRESETS, Recipe, expand_preset
+from app.compression.graph import inputs as model_inputs
+from app.compression.graph.analysis import TensorSpec
+from app.compression.passes.recipes import PRESETS, Recipe, expand_preset
 from app.datasets import service as datasets_service
 from app.db import call_after_commit, session_scope, utcnow
 from app.errors import (

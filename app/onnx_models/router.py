@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.compression import transport
+from app.compression.graph import transport
 from app.deps import SessionDep, SettingsDep, StorageDep, TenantDep
 from app.errors import ModelTooLargeError
 from app.onnx_models import repository, service

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from app.compression import analysis, archive, transport
+from app.compression.graph import analysis, archive, transport
 from app.db import call_after_commit, call_after_rollback, new_id
 from app.errors import (
     InvalidModelError,

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from app.compression.recipes import PRESETS
+from app.compression.passes.recipes import PRESETS
 from app.settings import Settings, get_settings
 
 WEB_DIR = Path(__file__).resolve().parent

@@ -1,0 +1,1 @@
+"""ONNX plumbing shared by passes and measurement: loading, inspecting, preparing, packaging."""

@@ -1,0 +1,146 @@
+"""Evaluation inputs, output fidelity between two models, and task accuracy against labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.compression.graph.analysis import TensorSpec
+from app.compression.graph.inputs import synthetic_inputs
+from app.compression.graph.npz import check_fits_model, inspect_dataset, load_labels, load_samples
+from app.compression.measure.metrics_math import (
+    ErrorAccumulator,
+    mae,
+    mse,
+    top1_agreement,
+    topk_accuracy,
+)
+
+Outputs = dict[str, list[np.ndarray]]  # output name -> one array per evaluation sample
+
+
+def evaluation_samples(
+    inputs: list[TensorSpec],
+    shapes: dict[str, list[int]],
+    dataset_path: Path | None,
+    *,
+    synthetic: int,
+    seed: int,
+) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, str]:
+    """(feeds, labels or None, "dataset" | "synthetic"): every dataset sample, one per feed."""
+    if dataset_path is None:
+        return synthetic_inputs(inputs, shapes, samples=synthetic, seed=seed), None, "synthetic"
+    # Raises DatasetMismatchError (a ValueError) with the reasons when it does not fit.
+    check_fits_model(inspect_dataset(dataset_path), inputs)
+    feeds = load_samples(dataset_path, inputs)
+    labels = load_labels(dataset_path)
+    return feeds, labels, "dataset"
+
+
+def as_feed(sample: dict[str, np.ndarray], dtypes: dict[str, str]) -> dict[str, np.ndarray]:
+    """The sample in the model's declared input dtypes (fp16 models may want float16)."""
+    return {name: arr.astype(dtypes[name], copy=False) for name, arr in sample.items()}
+
+
+def run_outputs(
+    session: Any, feeds: list[dict[str, np.ndarray]], dtypes: dict[str, str]
+) -> Outputs:
+    """Every output of the session for every feed, in feed order."""
+    names = [o.name for o in session.get_outputs()]
+    outputs: Outputs = {name: [] for name in names}
+    for feed in feeds:
+        for name, value in zip(names, session.run(names, as_feed(feed, dtypes)), strict=True):
+            outputs[name].append(np.asarray(value))
+    return outputs
+
+
+def classifier_output(outputs: Outputs) -> str | None:
+    """The first output shaped like class scores: float, 2-D [batch, classes >= 2]."""
+    for name, arrays in outputs.items():
+        if arrays and all(a.ndim == 2 and a.shape[1] >= 2 and a.dtype.kind == "f" for a in arrays):
+            return name
+    return None
+
+
+def compare_outputs(reference: Outputs, test: Outputs) -> tuple[dict[str, Any], list[str]]:
+    """Abs error, cosine similarity and SQNR over all outputs; top-1 agreement for classifiers."""
+    acc = ErrorAccumulator()
+    # Sequence/map outputs (e.g. a ZipMap of class probabilities) have no elementwise error.
+    numeric = {
+        n: arrays for n, arrays in reference.items() if all(a.dtype.kind in "biuf" for a in arrays)
+    }
+    if not numeric:
+        return {}, ["no numeric outputs to compare"]
+    for name, ref_arrays in numeric.items():
+        for i, (a, b) in enumerate(zip(ref_arrays, test[name], strict=True)):
+            if a.shape != b.shape:
+                return {}, [f"output {name!r} of sample {i} changed shape: {a.shape} -> {b.shape}"]
+            acc.add(a, b)
+    result: dict[str, Any] = acc.result()
+    samples = len(next(iter(reference.values()), []))
+    result["samples"] = samples
+    warnings = []
+    scores = classifier_output(reference)
+    if scores is not None and classifier_output({scores: test[scores]}) is not None:
+        stacked = [np.concatenate(side[scores]) for side in (reference, test)]
+        result["top1_agreement"] = top1_agreement(*stacked)
+    if acc.nonfinite_mismatches:
+        result["nonfinite_mismatches"] = acc.nonfinite_mismatches
+        count = acc.nonfinite_mismatches
+        warnings.append(f"compressed model gives {count} inf/nan values the original does not")
+    return result, warnings
+
+
+def task_metrics(outputs: Outputs, labels: np.ndarray) -> tuple[dict[str, float], list[str]]:
+    """top1 (+ top5 with >= 5 classes) for int labels; mse and mae for float targets."""
+    count = len(next(iter(outputs.values()), []))
+    if len(labels) != count:
+        return {}, [f"{len(labels)} labels for {count} evaluation samples; accuracy left out"]
+    if labels.dtype.kind in "iub":
+        name = classifier_output(outputs)
+        scores = np.concatenate(outputs[name]) if name is not None else None
+        if scores is None or scores.shape[0] != count:
+            return {}, ["integer labels but no output shaped [1, classes] per sample"]
+        metrics = {"top1": topk_accuracy(scores, labels, 1)}
+        if scores.shape[1] >= 5:
+            metrics["top5"] = topk_accuracy(scores, labels, 5)
+        return metrics, []
+    first = next(iter(outputs.values()))
+    prediction = np.stack([a.ravel() for a in first]) if first else np.zeros((0, 0))
+    target = labels.reshape(count, -1)
+    if prediction.shape != target.shape:
+        return {}, [
+            f"float targets {target.shape} do not match the first output {prediction.shape}"
+        ]
+    return {"mse": mse(prediction, target), "mae": mae(prediction, target)}, []
+
+
+def accuracy_block(
+    original: dict[str, float], compressed: dict[str, float], samples: int
+) -> dict[str, Any]:
+    """{"metric", "original", "compressed", "delta" (compressed - original)} + the others nested."""
+    primary = "top1" if "top1" in original else "mse"
+    block: dict[str, Any] = {
+        "metric": primary,
+        "original": original[primary],
+        "compressed": compressed[primary],
+        "delta": compressed[primary] - original[primary],
+        "samples": samples,
+    }
+    for name in original:
+        if name != primary:
+            block[name] = {
+                "original": original[name],
+                "compressed": compressed[name],
+                "delta": compressed[name] - original[name],
+            }
+    return block
+
+
+def single_accuracy(metrics: dict[str, float], samples: int) -> dict[str, Any]:
+    """{"metric", "value", "samples"} + the other metrics of one model."""
+    primary = "top1" if "top1" in metrics else "mse"
+    others = {k: v for k, v in metrics.items() if k != primary}
+    return {"metric": primary, "value": metrics[primary], "samples": samples, **others}

@@ -1,0 +1,187 @@
+"""Float32 -> float16 conversion with onnxruntime's transformers float16 converter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from app.compression.graph import model_io
+from app.compression.graph.prepare import topological_sort
+from app.compression.passes.base import (
+    CompressionPass,
+    PassConfig,
+    PassContext,
+    PassError,
+    PassReport,
+    register_pass,
+)
+from app.compression.passes.fp16_guard import FP16_MAX, drop_cast_roundtrips, guarded_convert
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
+
+__all__ = ["FP16_MAX", "ConvertFp16Config", "ConvertFp16Pass", "topological_sort"]
+
+FP16_MIN_POSITIVE = 5.96e-08  # smallest float16 subnormal; the converter's own default
+
+
+class ConvertFp16Config(PassConfig):
+    """Settings of the float16 conversion."""
+
+    type: Literal["convert_fp16"] = Field(default="convert_fp16", description="Pass discriminator.")
+    keep_io_types: bool = Field(
+        default=True,
+        description="Keep float32 graph inputs/outputs (Cast nodes at the edges), so callers "
+        "need no change.",
+    )
+    op_block_list: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
+        default=None,
+        description="Op types left in float32; None means onnxruntime's default list "
+        "(ML ops, TopK, NonMaxSuppression, Range, CumSum, Min, Max, ...). Nodes whose values "
+        "overflow float16 on sample inputs are kept in float32 on top of this list.",
+    )
+
+
+def _float_tensors(model: ModelProto) -> tuple[int, int, int]:
+    """(float32 tensors, values above the float16 range, nonzero values below it)."""
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    from app.compression.graph.analysis import iter_weight_tensors
+
+    tensors = big = tiny = 0
+    for tensor in iter_weight_tensors(model):
+        if tensor.data_type != TensorProto.FLOAT:
+            continue
+        tensors += 1
+        magnitude = np.abs(numpy_helper.to_array(tensor))
+        big += int(np.count_nonzero(np.isfinite(magnitude) & (magnitude > FP16_MAX)))
+        tiny += int(np.count_nonzero((magnitude > 0) & (magnitude < FP16_MIN_POSITIVE)))
+    return tensors, big, tiny
+
+
+def _subgraph_fp16_weights(model: ModelProto) -> int:
+    from onnx import TensorProto
+
+    from app.compression.graph.analysis import iter_graphs
+
+    subgraphs = list(iter_graphs(model.graph))[1:]
+    return sum(t.data_type == TensorProto.FLOAT16 for g in subgraphs for t in g.initializer)
+
+
+def _convert(
+    model: ModelProto, config: ConvertFp16Config, nodes: set[str], large: bool
+) -> ModelProto:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    work = model.__class__()
+    work.CopyFrom(model)
+    # Passing a ModelProto (not a path) keeps the converter's temp files out of the
+    # input's folder; it then runs onnx shape inference in memory unless told not to.
+    converted = convert_float_to_float16(
+        work,
+        min_positive_val=FP16_MIN_POSITIVE,
+        max_finite_val=FP16_MAX,
+        keep_io_types=config.keep_io_types,
+        disable_shape_infer=large,
+        op_block_list=config.op_block_list,
+        node_block_list=sorted(nodes),
+    )
+    drop_cast_roundtrips(converted)
+    # The converter appends its Casts last; onnx's checker wants them sorted.
+    topological_sort(converted.graph)
+    return converted
+
+
+@register_pass
+class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
+    """Half-precision weights and compute; halves the size, speeds up fp16-capable hardware."""
+
+    type = "convert_fp16"
+    config_cls = ConvertFp16Config
+
+    def run(
+        self,
+        input_path: Path,
+        config: ConvertFp16Config,
+        output_path: Path,
+        context: PassContext | None = None,
+    ) -> PassReport:
+        import onnx
+
+        from app.compression.graph.analysis import weight_bytes
+        from app.compression.graph.prepare import (
+            name_unnamed_nodes,
+            prepare_model,
+        )
+
+        context = context or PassContext()
+        warnings: list[str] = []
+        large = model_io.exceeds_protobuf_limit(input_path)
+        model = onnx.load(str(input_path))
+        tensors_before, big, tiny = _float_tensors(model)
+        if tensors_before == 0:
+            raise PassError(
+                "nothing_to_convert", "the model has no float32 weights to convert to float16"
+            )
+        weights_before = weight_bytes(model)
+        # Constant weights become initializers, so a node kept in float32 keeps its weight too.
+        model, prep = prepare_model(model)
+        # The converter's node_block_list matches by name: every node needs one.
+        name_unnamed_nodes(model)
+        if large:
+            # In-memory shape inference stops at 2 GiB protobufs; the converter copes without.
+            warnings.append("model over 1.8 GiB: converted without shape inference")
+        if big:
+            warnings.append(f"{big} weight value(s) exceed the float16 range; clamped to ±65504")
+        if tiny:
+            warnings.append(f"{tiny} tiny nonzero weight value(s) raised to ±{FP16_MIN_POSITIVE}")
+
+        staged = model
+        model, check, found = guarded_convert(
+            staged, lambda nodes: _convert(staged, config, nodes, large), context
+        )
+        warnings += found
+        tensors_after, _, _ = _float_tensors(model)
+        weights_after = weight_bytes(model)
+        converted = tensors_before - tensors_after
+        if converted <= 0:
+            auto = check.get("nodes_out_of_range", []) + check.get("nodes_found_by_search", [])
+            why = f" (overflowing on sample inputs: {auto})" if auto else " (op_block_list)"
+            raise PassError(
+                "nothing_to_convert",
+                f"no float32 weight could be converted: every consumer is kept in float32{why}",
+            )
+        if prep.subgraph_weight_nodes:
+            inside = _subgraph_fp16_weights(model)
+            if inside:
+                prep.notes.append(f"converted {inside} weight(s) inside If/Loop/Scan subgraphs")
+            else:
+                warnings.append("weights inside If/Loop/Scan subgraphs were left in float32")
+        onnx.save_model(
+            model,
+            str(output_path),
+            save_as_external_data=large,
+            all_tensors_to_one_file=True,
+            location=f"{output_path.name}.data",
+        )
+        model_io.require_loadable(output_path, "float16")
+        return PassReport(
+            type=self.type,
+            summary=f"Converted {converted} float32 tensor(s) to float16; weights "
+            f"{weights_before / 1e6:.2f} MB -> {weights_after / 1e6:.2f} MB.",
+            details={
+                "tensors_converted": converted,
+                "tensors_kept_float32": tensors_after,
+                "weight_bytes_before": weights_before,
+                "weight_bytes_after": weights_after,
+                "keep_io_types": config.keep_io_types,
+                "node_block_list": check.get("nodes_out_of_range", [])
+                + check.get("nodes_found_by_search", []),
+                "overflow_check": check,
+                "prepared": prep.notes,
+            },
+            warnings=prep.warnings + warnings,
+        )

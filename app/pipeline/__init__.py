@@ -1,0 +1,1 @@
+"""The worker's side of a job: compress and benchmark stages, their frame, sandbox, reaper."""

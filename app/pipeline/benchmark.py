@@ -1,0 +1,147 @@
+"""The benchmark stage, in the worker: measure a model (against its baseline) and finish the job."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.datasets import repository as datasets_repository
+from app.db import session_scope, utcnow
+from app.jobs import repository
+from app.jobs.lifecycle import JobKind, JobStatus
+from app.jobs.tables import JobTable
+from app.onnx_models import repository as models_repository
+from app.onnx_models import service as models_service
+from app.onnx_models.tables import ModelTable
+from app.pipeline import frame
+from app.pipeline.frame import StageError
+from app.pipeline.sandbox import run_in_child
+from app.settings import Settings, get_settings
+from app.storage import Storage, get_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchmarkInputs:
+    subject: ModelTable
+    baseline: ModelTable | None
+    eval_key: str | None
+
+
+def _inputs(job: JobTable) -> BenchmarkInputs:
+    """Compress jobs measure their output against their input; benchmark jobs their model."""
+    with session_scope() as session:
+        model = models_repository.get(session, job.tenant_id, job.model_id or "")
+        if model is None:
+            raise StageError("model_deleted", "the model to benchmark was deleted")
+        if job.kind == JobKind.COMPRESS:
+            subject, baseline = models_repository.get_by_job(session, job.id), model
+            if subject is None:
+                raise StageError("output_missing", "the compress stage left no output model")
+        else:
+            subject, baseline = model, None
+            if job.baseline_model_id:
+                baseline = models_repository.get(session, job.tenant_id, job.baseline_model_id)
+                if baseline is None:
+                    raise StageError("model_deleted", "the baseline model was deleted")
+        eval_key = None
+        if job.eval_dataset_id:
+            dataset = datasets_repository.get(session, job.tenant_id, job.eval_dataset_id)
+            if dataset is None:
+                raise StageError("dataset_deleted", "the evaluation dataset was deleted")
+            eval_key = dataset.storage_key
+        for row in (subject, baseline):
+            if row is not None:
+                session.expunge(row)
+        return BenchmarkInputs(subject=subject, baseline=baseline, eval_key=eval_key)
+
+
+def _measure(
+    job: JobTable, inputs: BenchmarkInputs, storage: Storage, settings: Settings, workdir: Path
+) -> dict[str, Any]:
+    subject = frame.fetch_model(
+        storage, inputs.subject.storage_key, inputs.subject.packaging, workdir / "subject"
+    )
+    eval_path = None
+    if inputs.eval_key:
+        eval_path = workdir / "eval.npz"
+        storage.download_to(inputs.eval_key, eval_path)
+    baseline = None
+    if inputs.baseline is not None:
+        baseline = frame.fetch_model(
+            storage, inputs.baseline.storage_key, inputs.baseline.packaging, workdir / "baseline"
+        )
+    options = job.benchmark_options
+    request = {
+        "model": str(subject),
+        "baseline": str(baseline) if baseline else None,
+        "options": {
+            "input_shapes": job.input_shapes,
+            "runs": options.get("runs", settings.benchmark_runs),
+            "warmup": options.get("warmup", settings.benchmark_warmup),
+            "threads": options.get("threads", settings.benchmark_threads),
+            "time_budget_s": settings.benchmark_time_budget_s,
+            "default_dim": settings.default_symbolic_dim,
+            "eval_dataset_path": str(eval_path) if eval_path else None,
+            "provider": options.get("provider", "cpu"),
+            "graph_optimization_level": options.get("graph_optimization_level", "all"),
+            "batch_sizes": options.get("batch_sizes", []),
+        },
+    }
+    # Timing and evaluation run the user's model in native code: in a child, under limits.
+    return run_in_child(
+        "benchmark",
+        request,
+        memory_limit_mb=settings.job_memory_limit_mb,
+        timeout_s=settings.job_time_limit_s,
+    )
+
+
+def _finish(
+    job: JobTable,
+    inputs: BenchmarkInputs,
+    storage: Storage,
+    metrics: dict[str, Any],
+    report_extra: dict[str, Any],
+) -> None:
+    output_id = inputs.subject.id if job.kind == JobKind.COMPRESS else None
+    with session_scope() as session:
+        current = repository.get(session, job.id)
+        report = {**((current.report if current else None) or {}), **report_extra}
+        done = repository.transition(
+            session, job.id, JobStatus.RUNNING, JobStatus.SUCCEEDED,
+            metrics=metrics, report=report, output_model_id=output_id,
+            progress=1.0, stage="done", finished_at=utcnow(),
+        )  # fmt: skip
+        if done or job.kind != JobKind.COMPRESS or current is None:
+            return
+        session.refresh(current)
+        if current.status in (JobStatus.CANCELED, JobStatus.FAILED):
+            # The job ended without us: its output must not outlive it.
+            output = models_repository.get_by_job(session, job.id)
+            if output is not None:
+                models_service.remove(session, storage, output)
+
+
+def run_benchmark(
+    job_id: str, *, final_attempt: bool = True, settings: Settings | None = None
+) -> None:
+    """Measure the job's models and finish it; failures end the job."""
+    settings = settings or get_settings()
+    job = frame.claim(job_id, handoff_stage=frame.BENCHMARK_HANDOFF)
+    if job is None:
+        return
+    with frame.working_on(
+        job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
+    ):
+        inputs = _inputs(job)
+        frame.progress(job_id, "benchmark", 0.85)
+        storage = get_storage()
+        with tempfile.TemporaryDirectory(prefix=f"bench-{job_id}-") as tmp:
+            measured = _measure(job, inputs, storage, settings, Path(tmp))
+        frame.progress(job_id, "record", 0.98)
+        _finish(job, inputs, storage, measured["metrics"], measured["report"])

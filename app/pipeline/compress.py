@@ -1,0 +1,148 @@
+"""The compress stage of a job, in the worker: run the passes, store and record the output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.compression.passes.base import PassContext
+from app.compression.passes.recipes import Recipe
+from app.datasets import repository as datasets_repository
+from app.db import session_scope
+from app.jobs import queue, repository
+from app.jobs.tables import JobTable
+from app.onnx_models import repository as models_repository
+from app.onnx_models import service as models_service
+from app.pipeline import frame
+from app.pipeline.frame import BENCHMARK_HANDOFF, JobCanceled, StageError
+from app.pipeline.sandbox import run_in_child
+from app.settings import Settings, get_settings
+from app.storage import Storage, get_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompressInputs:
+    model: frame.ModelRef
+    calibration_key: str | None
+    calibration_sha256: str | None
+
+
+def _inputs(job: JobTable) -> CompressInputs | None:
+    """What the passes need; None when this job's output already exists (a redelivery)."""
+    with session_scope() as session:
+        if models_repository.get_by_job(session, job.id) is not None:
+            return None
+        model = models_repository.get(session, job.tenant_id, job.model_id or "")
+        if model is None:
+            raise StageError("model_deleted", "the input model was deleted")
+        calibration = (
+            datasets_repository.get(session, job.tenant_id, job.calibration_dataset_id)
+            if job.calibration_dataset_id
+            else None
+        )
+        if job.calibration_dataset_id and calibration is None:
+            raise StageError("dataset_deleted", "the calibration dataset was deleted")
+        return CompressInputs(
+            model=frame.ModelRef(
+                model.id, model.name, model.storage_key, model.packaging, model.sha256
+            ),
+            calibration_key=calibration.storage_key if calibration else None,
+            calibration_sha256=calibration.sha256 if calibration else None,
+        )
+
+
+def output_key(job: JobTable, inputs: CompressInputs) -> str:
+    """Same input, recipe, calibration data and shapes: same key, so retries never duplicate."""
+    recipe = Recipe.model_validate(job.recipe)
+    extra = json.dumps([inputs.calibration_sha256, job.input_shapes], sort_keys=True)
+    digest = hashlib.sha256(f"{recipe.fingerprint()}:{extra}".encode()).hexdigest()
+    return f"outputs/{inputs.model.sha256}/{digest}"
+
+
+def _run_passes(
+    job: JobTable, source: Path, workdir: Path, context: PassContext, settings: Settings
+) -> tuple[Path, list[dict[str, Any]]]:
+    recipe = Recipe.model_validate(job.recipe)
+    total = len(recipe.passes) + 1
+    current, reports = source, []
+    for index, config in enumerate(recipe.configs()):
+        frame.progress(job.id, config.type, 0.7 * index / total)
+        output = workdir / f"step-{index}-{config.type}.onnx"
+        # Each pass runs native code on a user's file: in a child, under limits.
+        report = run_in_child(
+            "pass",
+            {
+                "config": config.model_dump(mode="json"),
+                "input": str(current),
+                "output": str(output),
+                "context": context.model_dump(mode="json"),
+            },
+            memory_limit_mb=settings.job_memory_limit_mb,
+            timeout_s=settings.job_time_limit_s,
+        )
+        reports.append(report)
+        current = output
+    return current, reports
+
+
+def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings: Settings) -> None:
+    with tempfile.TemporaryDirectory(prefix=f"job-{job.id}-") as tmp:
+        workdir = Path(tmp)
+        frame.progress(job.id, "download", 0.0)
+        source = frame.fetch_model(
+            storage, inputs.model.storage_key, inputs.model.packaging, workdir / "input"
+        )
+        context = PassContext(
+            input_shapes=job.input_shapes, default_dim=settings.default_symbolic_dim
+        )
+        if inputs.calibration_key:
+            context.calibration_path = workdir / "calibration.npz"
+            storage.download_to(inputs.calibration_key, context.calibration_path)
+        output, reports = _run_passes(job, source, workdir, context, settings)
+        frame.progress(job.id, "store", 0.75)
+        stored, packaging = frame.package_output(output)
+        key = f"{output_key(job, inputs)}.{packaging}"
+        storage.put_file(key, stored)
+        warnings = [w for r in reports for w in r.get("warnings", [])]
+        try:
+            with session_scope() as session:
+                models_service.record_output(
+                    session, tenant_id=job.tenant_id, name=f"{inputs.model.name}-compressed",
+                    model_path=output, stored_path=stored, packaging=packaging,
+                    sha256=frame.sha256_of(stored), key=key, parent_id=inputs.model.id,
+                    job_id=job.id,
+                )  # fmt: skip
+                if not repository.set_report(
+                    session, job.id, {"passes": reports, "warnings": warnings}
+                ):
+                    raise JobCanceled(job.id)  # rolls back the output row
+        except JobCanceled:
+            with session_scope() as session:
+                if models_repository.count_with_storage_key(session, key) == 0:
+                    storage.delete(key)
+            raise
+
+
+def run_compress(
+    job_id: str, *, final_attempt: bool = True, settings: Settings | None = None
+) -> None:
+    """Run the passes of a job and hand it to the benchmark queue; failures end the job."""
+    settings = settings or get_settings()
+    job = frame.claim(job_id)
+    if job is None:
+        return
+    with frame.working_on(
+        job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
+    ):
+        inputs = _inputs(job)
+        if inputs is not None:
+            _compress(job, inputs, get_storage(), settings)
+        frame.progress(job_id, BENCHMARK_HANDOFF, 0.8)
+        queue.send_benchmark(job_id)

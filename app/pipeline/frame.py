@@ -1,0 +1,215 @@
+"""What every worker stage shares: claiming a job, reporting progress, failing, fetching files."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.orm import Session
+
+from app.compression.errors import PassError
+from app.compression.graph import archive
+from app.compression.graph.analysis import InvalidModelError
+from app.db import session_scope, utcnow
+from app.jobs import repository
+from app.jobs.lifecycle import JobStatus
+from app.jobs.tables import JobTable
+from app.settings import get_settings
+from app.storage import Storage, StorageError
+
+log = logging.getLogger(__name__)
+
+
+# The stage a compress job is left in for the benchmark queue to pick up.
+BENCHMARK_HANDOFF = "benchmark_queued"
+
+
+class TransientJobError(Exception):
+    """A failure worth retrying (a storage hiccup); the task retries a bounded number of times."""
+
+
+class StageError(Exception):
+    """A stage could not finish the job (input deleted, sandbox crashed, a pass failed); `code`
+    lands in the job's error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class JobCanceled(Exception):
+    """The job was canceled (or finished elsewhere) while this worker ran it."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A stored model as a stage needs it, read once so no session stays open during the work."""
+
+    id: str
+    name: str
+    storage_key: str
+    packaging: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    id: str
+    storage_key: str
+
+
+def claim(job_id: str, *, handoff_stage: str | None = None) -> JobTable | None:
+    """Take a job for this worker and return it detached; None when there is nothing to do.
+
+    A queued job becomes running. A running job is taken over only when its lease (heartbeat)
+    has expired, or when the previous stage handed it over at `handoff_stage`.
+    """
+    settings = get_settings()
+    with session_scope() as session:
+        job = repository.get(session, job_id)
+        if job is None:
+            log.warning("job %s does not exist; dropping its task", job_id)
+            return None
+        status, now = JobStatus(job.status), utcnow()
+        if status == JobStatus.QUEUED:
+            taken = repository.transition(
+                session, job_id, JobStatus.QUEUED, JobStatus.RUNNING,
+                started_at=job.started_at or now, heartbeat_at=now, attempts=job.attempts + 1,
+                stage="starting",
+            )  # fmt: skip
+        elif status == JobStatus.RUNNING:
+            stale_before = now - timedelta(seconds=settings.heartbeat_timeout_s)
+            taken = repository.reclaim_running(
+                session, job_id, stale_before=stale_before, handoff_stage=handoff_stage
+            )
+        else:
+            taken = False
+        if not taken:
+            log.info("job %s is %s and not ours to run; leaving it", job_id, status)
+            return None
+        session.refresh(job)
+        session.expunge(job)
+        return job
+
+
+@contextmanager
+def keep_alive(job_id: str) -> Iterator[None]:
+    """Renew the job's lease in the background while a long stage runs."""
+    stop = threading.Event()
+    interval = get_settings().heartbeat_interval_s
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                with session_scope() as session:
+                    repository.touch(session, job_id)
+            except Exception:
+                log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def progress(job_id: str, stage: str, fraction: float) -> None:
+    """Record the stage reached; raises JobCanceled when the job is no longer running."""
+    with session_scope() as session:
+        if not repository.report_progress(session, job_id, stage, fraction):
+            raise JobCanceled(job_id)
+
+
+def fail_in(session: Session, job_id: str, code: str, message: str) -> None:
+    repository.transition(
+        session, job_id, JobStatus.RUNNING, JobStatus.FAILED,
+        error={"code": code, "message": message[:2000]}, finished_at=utcnow(), stage="failed",
+    )  # fmt: skip
+
+
+def fail(job_id: str, code: str, message: str) -> None:
+    """Record a failure; a job that is no longer running is left as it is."""
+    with session_scope() as session:
+        fail_in(session, job_id, code, message)
+
+
+def fetch_model(storage: Storage, key: str, packaging: str, folder: Path) -> Path:
+    """Download a stored model into `folder` (unpacking a zip safely); the .onnx path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if packaging != "zip":
+        path = folder / "model.onnx"
+        storage.download_to(key, path)
+        return path
+    packed = folder / "model.zip"
+    storage.download_to(key, packed)
+    limit = 4 * get_settings().max_upload_bytes
+    return archive.extract_model_archive(packed, folder / "unpacked", limit)
+
+
+def package_output(model_path: Path) -> tuple[Path, str]:
+    """(file to store, packaging): the model itself, or a zip when it has external data."""
+    if len(archive.model_files(model_path)) == 1:
+        return model_path, "onnx"
+    packed = model_path.with_name(f"{model_path.stem}.zip")
+    archive.pack_model(model_path, packed)
+    return packed, "zip"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def failures_end_the_job(job_id: str, *, final_attempt: bool, time_limit_s: int) -> Iterator[None]:
+    """Turn whatever a stage raises into the job's outcome; transient errors retry first."""
+    from app.jobs.queue import BrokerError
+
+    try:
+        yield
+    except JobCanceled:
+        log.info("job %s was canceled while running", job_id)
+    except SoftTimeLimitExceeded:
+        fail(job_id, "timeout", f"the job ran past its limit of {time_limit_s} s")
+    except (StageError, PassError) as exc:
+        fail(job_id, exc.code, exc.message)
+    except InvalidModelError as exc:
+        fail(job_id, "invalid_output", f"a pass produced an invalid model: {exc}")
+    except BrokerError as exc:
+        # A Celery retry needs the broker too. Leave the job to its lease instead: once the
+        # heartbeat is stale, the reaper requeues it (through the outbox if still needed).
+        log.warning(
+            "job %s could not reach the broker (%s); the reaper will resume it", job_id, exc
+        )
+        with session_scope() as session:
+            repository.report_progress(session, job_id, "waiting_for_broker", 0.8)
+    except StorageError as exc:
+        if not final_attempt:
+            raise TransientJobError(str(exc)) from exc
+        fail(job_id, "storage_unavailable", str(exc))
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        fail(job_id, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def working_on(job_id: str, *, final_attempt: bool, time_limit_s: int) -> Iterator[None]:
+    """The frame of every stage: the job's lease renewed, and any failure ending the job."""
+    with (
+        failures_end_the_job(job_id, final_attempt=final_attempt, time_limit_s=time_limit_s),
+        keep_alive(job_id),
+    ):
+        yield
