@@ -1,19 +1,22 @@
-"""FastAPI dependencies shared by every router: the unit of work, the tenant, storage."""
+"""What every router shares: the unit of work, the tenant, storage, paging, the Location."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Depends
+from fastapi import Depends, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.db import session_scope
-from app.onnx_models.tables import DEFAULT_TENANT
+from app.pagination import PageRequest
 from app.settings import Settings, get_settings
 from app.storage import Storage, get_storage
 from app.tenants import service as tenants_service
+from app.tenants.tables import DEFAULT_TENANT
+
+BodyT = TypeVar("BodyT")
 
 
 def get_session() -> Iterator[Session]:
@@ -44,3 +47,12 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 TenantDep = Annotated[str, Depends(get_tenant_id)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# The `limit` and `cursor` query parameters of every list endpoint; declare it before the filters
+# so the documented parameters keep that order.
+PageQuery = Annotated[PageRequest, Query()]
+
+
+def located(response: Response, path: str, body: BodyT) -> BodyT:
+    """`body`, answered with `path` as its Location: where the new resource can be read."""
+    response.headers["Location"] = path
+    return body

@@ -1,4 +1,8 @@
-"""Typed API errors and the one handler that turns every error into problem+json."""
+"""Typed API errors and the one handler that turns every error into problem+json.
+
+Every ProblemError subclass is named `...Problem`: the name says it becomes an HTTP answer, and
+never clashes with the compression library's own `...Error` exceptions it is raised from.
+"""
 
 from __future__ import annotations
 
@@ -32,79 +36,79 @@ class ProblemError(Exception):
         self.extra = extra
 
 
-class UnauthorizedError(ProblemError):
+class UnauthorizedProblem(ProblemError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
 
-class NotFoundError(ProblemError):
+class NotFoundProblem(ProblemError):
     status, code, title = 404, "not_found", "Not found"
 
 
-class InvalidModelError(ProblemError):
+class InvalidModelProblem(ProblemError):
     status, code, title = 422, "invalid_model", "Not a valid ONNX model"
 
 
-class UnsafeArchiveError(ProblemError):
+class UnsafeArchiveProblem(ProblemError):
     status, code, title = 422, "unsafe_archive", "Unsafe archive"
 
 
-class ModelTooLargeError(ProblemError):
+class ModelTooLargeProblem(ProblemError):
     status, code, title = 413, "model_too_large", "Upload too large"
 
 
-class InvalidDatasetError(ProblemError):
+class InvalidDatasetProblem(ProblemError):
     status, code, title = 422, "invalid_dataset", "Not a usable dataset"
 
 
-class DatasetTooLargeError(ProblemError):
+class DatasetTooLargeProblem(ProblemError):
     status, code, title = 413, "dataset_too_large", "Upload too large"
 
 
-class DatasetMismatchError(ProblemError):
+class DatasetMismatchProblem(ProblemError):
     status, code, title = 422, "dataset_mismatch", "Dataset does not fit the model"
 
 
-class InvalidRecipeError(ProblemError):
+class InvalidRecipeProblem(ProblemError):
     status, code, title = 422, "invalid_recipe", "Invalid recipe"
 
 
-class InvalidRequestError(ProblemError):
+class InvalidRequestProblem(ProblemError):
     status, code, title = 422, "invalid_request", "Invalid request"
 
 
-class ConflictError(ProblemError):
+class ConflictProblem(ProblemError):
     status, code, title = 409, "conflict", "Conflict"
 
 
-class ModelInUseError(ProblemError):
+class ModelInUseProblem(ProblemError):
     status, code, title = 409, "model_in_use", "Model in use"
 
 
-class DatasetInUseError(ProblemError):
+class DatasetInUseProblem(ProblemError):
     status, code, title = 409, "dataset_in_use", "Dataset in use"
 
 
-class JobNotFinishedError(ProblemError):
+class JobNotFinishedProblem(ProblemError):
     status, code, title = 409, "job_not_finished", "Job not finished"
 
 
-class QuotaExceededError(ProblemError):
+class QuotaExceededProblem(ProblemError):
     status, code, title = 409, "quota_exceeded", "Quota exceeded"
 
 
-class TooManyActiveJobsError(ProblemError):
+class TooManyActiveJobsProblem(ProblemError):
     status, code, title = 429, "too_many_active_jobs", "Too many active jobs"
 
 
-class RateLimitedError(ProblemError):
+class RateLimitedProblem(ProblemError):
     status, code, title = 429, "rate_limited", "Too many submissions"
 
 
-class BrokerUnavailableError(ProblemError):
+class BrokerUnavailableProblem(ProblemError):
     status, code, title = 503, "broker_unavailable", "Job queue unavailable"
 
 
-class ServiceUnavailableError(ProblemError):
+class ServiceUnavailableProblem(ProblemError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
@@ -164,7 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # A recipe is validated by the passes' own configs: its errors get their own code.
         if field == "recipe" or field.startswith("recipe."):
             return problem_response(
-                422, InvalidRecipeError.code, InvalidRecipeError.title,
+                422, InvalidRecipeProblem.code, InvalidRecipeProblem.title,
                 detail, field=field, errors=errors,
             )  # fmt: skip
         return problem_response(

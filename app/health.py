@@ -7,13 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.db import get_engine
 from app.deps import SessionDep
+from app.jobs import repository as jobs_repository
 from app.jobs.queue import producer
-from app.jobs.tables import JobTable
 from app.storage import get_storage
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,8 @@ def readyz() -> JSONResponse:
 def job_counts_text(session: Session) -> str:
     """Job counts by status, in Prometheus text format."""
     lines = ["# HELP modelpress_jobs Jobs by status.", "# TYPE modelpress_jobs gauge"]
-    rows = session.execute(select(JobTable.status, func.count()).group_by(JobTable.status))
-    lines += [f'modelpress_jobs{{status="{status}"}} {count}' for status, count in rows]
+    counts = jobs_repository.count_by_status(session)
+    lines += [f'modelpress_jobs{{status="{status}"}} {count}' for status, count in counts.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -13,8 +13,8 @@ from app.errors import install_error_handlers
 from app.jobs.router import router as jobs_router
 from app.limits import JsonBodyLimit
 from app.onnx_models.router import router as models_router
-from app.onnx_models.tables import DEFAULT_TENANT
 from app.settings import get_settings
+from app.tenants.tables import DEFAULT_TENANT
 from app.web.router import mount_static
 from app.web.router import router as web_router
 

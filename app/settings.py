@@ -6,6 +6,10 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.compression.measure.options import BenchmarkOptions
+
+_BENCHMARK_DEFAULTS = BenchmarkOptions()  # the one place the benchmark's defaults are spelled
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELPRESS_", env_file=".env", extra="ignore")
@@ -68,9 +72,15 @@ class Settings(BaseSettings):
     default_symbolic_dim: int = Field(
         default=1, description="Value given to a symbolic input dim that input_shapes leaves open."
     )
-    benchmark_runs: int = 50
-    benchmark_warmup: int = 5
-    benchmark_threads: int = 1
+    benchmark_runs: int = Field(
+        default=_BENCHMARK_DEFAULTS.runs, description="Timed runs of a job that gives none."
+    )
+    benchmark_warmup: int = Field(
+        default=_BENCHMARK_DEFAULTS.warmup, description="Warm-up runs of a job that gives none."
+    )
+    benchmark_threads: int = Field(
+        default=_BENCHMARK_DEFAULTS.threads, description="Threads of a job that gives none."
+    )
     benchmark_time_budget_s: float = Field(
         default=30.0, description="Upper bound on the timed part of one benchmark."
     )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from fastapi import Depends
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from app.errors import InvalidRequestError, ModelTooLargeError, ProblemError
+from app.deps import SettingsDep, TenantDep
+from app.errors import InvalidRequestProblem, ModelTooLargeProblem, ProblemError
 from app.settings import Settings
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -20,7 +23,7 @@ MAX_FIELD_BYTES = 64 * 1024
 ENVELOPE_ALLOWANCE = 1024 * 1024
 
 
-class UnsupportedMediaTypeError(ProblemError):
+class UnsupportedMediaTypeProblem(ProblemError):
     status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
@@ -100,7 +103,7 @@ class _PartSink:
         )
         if self._name == self.file_field and self._filename is not None:
             if self.form.file is not None:
-                raise InvalidRequestError(f"{self.file_field}: send exactly one file")
+                raise InvalidRequestProblem(f"{self.file_field}: send exactly one file")
             fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="upload-", suffix=".part")
             self._out = open(fd, "wb")  # noqa: SIM115 - closed in _part_end or by the caller
             self.form.file = ReceivedFile(Path(tmp), Path(self._filename).name, 0, "")
@@ -120,7 +123,7 @@ class _PartSink:
             return
         self._buffer += chunk
         if len(self._buffer) > MAX_FIELD_BYTES:
-            raise InvalidRequestError(
+            raise InvalidRequestProblem(
                 f"{self._name}: form field longer than {MAX_FIELD_BYTES} bytes"
             )
 
@@ -145,9 +148,9 @@ def display_name(requested: str | None, filename: str, fallback: str) -> str:
     """The name to store: the one asked for, else the file's stem; any Unicode, no controls."""
     name = (requested or "").strip() or Path(filename).stem or fallback
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise InvalidRequestError("name: control characters are not allowed")
+        raise InvalidRequestProblem("name: control characters are not allowed")
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidRequestError(f"name: at most {MAX_NAME_LENGTH} characters")
+        raise InvalidRequestProblem(f"name: at most {MAX_NAME_LENGTH} characters")
     return name
 
 
@@ -164,13 +167,15 @@ async def receive_multipart(
     file_field: str,
     max_file_bytes: int,
     tmp_dir: Path,
-    too_large: type[ProblemError] = ModelTooLargeError,
+    too_large: type[ProblemError] = ModelTooLargeProblem,
 ) -> ReceivedForm:
     """Parse the request body as it arrives; the file never sits whole in memory."""
     content_type, params = parse_options_header(request.headers.get("content-type"))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
-        raise UnsupportedMediaTypeError("send the model as multipart/form-data with a 'file' part")
+        raise UnsupportedMediaTypeProblem(
+            "send the model as multipart/form-data with a 'file' part"
+        )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_file_bytes + ENVELOPE_ALLOWANCE:
         raise too_large(
@@ -186,7 +191,7 @@ async def receive_multipart(
     except MultipartParseError as exc:
         sink.close()
         form.discard()
-        raise InvalidRequestError(f"malformed multipart body: {exc}") from exc
+        raise InvalidRequestProblem(f"malformed multipart body: {exc}") from exc
     except BaseException:
         sink.close()
         form.discard()
@@ -219,18 +224,44 @@ def upload_openapi(file_description: str) -> dict[str, Any]:
     }
 
 
-async def receive_upload(
-    request: Request, settings: Settings, too_large: type[ProblemError]
-) -> tuple[ReceivedFile, str | None, ReceivedForm]:
-    """The uploaded `file` part and the `name` field; the caller discards the form when done."""
-    form = await receive_multipart(
-        request,
-        file_field="file",
-        max_file_bytes=settings.max_upload_bytes,
-        tmp_dir=upload_tmp_dir(settings),
-        too_large=too_large,
-    )
-    if form.file is None:
-        form.discard()
-        raise InvalidRequestError("file: a multipart part named 'file' with a filename is required")
-    return form.file, form.fields.get("name"), form
+@dataclass
+class Upload:
+    """What an upload request sends: the `file` part and the optional `name` field."""
+
+    file: ReceivedFile
+    name: str | None
+
+
+def receive_upload(*, too_large: type[ProblemError], empty: type[ProblemError]) -> Any:
+    """`Annotated[Upload, receive_upload(...)]`: the request's upload, received once the caller's
+    tenant is known; its temp file goes when the handler ends.
+
+    An upload over the size limit is `too_large`, an empty or cut-off one `empty`: each resource
+    answers with its own problem.
+    """
+
+    async def receive(
+        request: Request,
+        settings: SettingsDep,
+        _tenant_id: TenantDep,  # resolved first: a caller without a valid key sends no file
+    ) -> AsyncIterator[Upload]:
+        form = await receive_multipart(
+            request,
+            file_field="file",
+            max_file_bytes=settings.max_upload_bytes,
+            tmp_dir=upload_tmp_dir(settings),
+            too_large=too_large,
+        )
+        try:
+            if form.file is None:
+                raise InvalidRequestProblem(
+                    "file: a multipart part named 'file' with a filename is required"
+                )
+            if form.file.size_bytes == 0 or not form.file.sha256:
+                raise empty("the uploaded file is empty or was cut off")
+            yield Upload(form.file, form.fields.get("name"))
+        finally:
+            form.discard()
+
+    # scope="function": the temp file goes before the answer is sent, not after.
+    return Depends(receive, scope="function")

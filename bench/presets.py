@@ -16,8 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.compression.measure.benchmark import benchmark_pair
-from app.compression.passes.base import PASS_REGISTRY, PassContext, PassError
+from app.compression.errors import PassError
+from app.compression.measure.benchmark import MeasureOptions, benchmark_pair
+from app.compression.passes.base import PASS_REGISTRY, PassContext
 from app.compression.passes.recipes import PRESETS, expand_preset
 from tests.builders import build_cnn_residual, build_mlp, build_transformer_block
 
@@ -43,6 +44,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # onnxruntime's quantizers are chatty
+    options = MeasureOptions(
+        runs=args.runs, warmup=10, threads=args.threads, time_budget_s=60, measure_memory=False
+    )
     print("| preset | model | compression | speedup (p50) | cosine | p50 original -> compressed |")
     print("| --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,15 +59,12 @@ def main() -> int:
                 except PassError as exc:
                     print(f"| {preset} | {name} | not applicable: {exc.code} | | | |")
                     continue
-                m = benchmark_pair(
-                    source, output, input_shapes=None, runs=args.runs, warmup=10,
-                    threads=args.threads, time_budget_s=60, measure_memory=False,
-                )  # fmt: skip
-                a, b = m["original"]["latency_ms"]["p50"], m["compressed"]["latency_ms"]["p50"]
+                m = benchmark_pair(source, output, options).metrics
+                a, b = m.original.latency_ms.p50, m.compressed.latency_ms.p50
+                cosine = f"{m.fidelity.cosine_similarity:.4f}" if m.fidelity else "n/a"
                 print(
-                    f"| {preset} | {name} | {m['compression_ratio']:.2f}x | "
-                    f"{m['speedup_ratio']:.2f}x | {m['fidelity']['cosine_similarity']:.4f} | "
-                    f"{a:.3f} -> {b:.3f} ms |"
+                    f"| {preset} | {name} | {m.compression_ratio:.2f}x | "
+                    f"{m.speedup_ratio:.2f}x | {cosine} | {a:.3f} -> {b:.3f} ms |"
                 )
     return 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.compression.measure.benchmark import benchmark_pair
+from app.compression.measure.benchmark import MeasureOptions, benchmark_pair
 from app.compression.passes.quantize_dynamic import QuantizeDynamicConfig, QuantizeDynamicPass
 from tests.builders import build_mlp
 
@@ -33,18 +33,19 @@ def main() -> int:
         original = build_mlp(Path(tmp) / "mlp.onnx")
         compressed = Path(tmp) / "mlp-int8.onnx"
         QuantizeDynamicPass().run(original, QuantizeDynamicConfig(), compressed)
+        options = MeasureOptions(
+            input_shapes={"input": [args.batch, 256]},
+            runs=args.runs, warmup=args.warmup, threads=args.threads, time_budget_s=120,
+        )  # fmt: skip
         ratios = []
         for i in range(args.repeats):
-            metrics = benchmark_pair(
-                original, compressed, input_shapes={"input": [args.batch, 256]},
-                runs=args.runs, warmup=args.warmup, threads=args.threads, time_budget_s=120,
-            )  # fmt: skip
-            ratios.append(metrics["speedup_ratio"])
-            a, b = metrics["original"]["latency_ms"], metrics["compressed"]["latency_ms"]
+            metrics = benchmark_pair(original, compressed, options).metrics
+            ratios.append(metrics.speedup_ratio)
+            a, b = metrics.original.latency_ms, metrics.compressed.latency_ms
             print(
-                f"run {i + 1}: original p50 {a['p50']:.4f} ms (cv {a['cv']:.3f}), "
-                f"int8 p50 {b['p50']:.4f} ms (cv {b['cv']:.3f}), speedup {ratios[-1]:.3f}x, "
-                f"compression {metrics['compression_ratio']:.2f}x"
+                f"run {i + 1}: original p50 {a.p50:.4f} ms (cv {a.cv:.3f}), "
+                f"int8 p50 {b.p50:.4f} ms (cv {b.cv:.3f}), speedup {ratios[-1]:.3f}x, "
+                f"compression {metrics.compression_ratio:.2f}x"
             )
     spread = (max(ratios) - min(ratios)) / min(ratios)
     print(f"speedup ratios: {', '.join(f'{r:.3f}' for r in ratios)}; spread {spread:.1%}")

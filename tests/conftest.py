@@ -30,8 +30,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from app.migrate import upgrade_head  # noqa: E402
-from app.onnx_models.tables import DEFAULT_TENANT  # noqa: E402
 from app.storage import LocalStorage, S3Storage, Storage  # noqa: E402
+from app.tenants.tables import DEFAULT_TENANT  # noqa: E402
 from tests.stack import LiveStack  # noqa: E402
 
 
@@ -212,6 +212,6 @@ def issue_key(session: Session, tenant_id: str) -> str:
     if session.get(TenantTable, tenant_id) is None:
         session.add(TenantTable(id=tenant_id, name=tenant_id))
         session.flush()
-    secret = service.create_key(session, tenant_id).secret
+    secret = service.create_key(session, tenant_id=tenant_id).secret
     session.commit()  # releases a savepoint only: the test's outer transaction still rolls back
     return secret

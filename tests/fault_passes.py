@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import shutil
 import time
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -17,8 +16,8 @@ from pydantic import Field
 from app.compression.passes.base import (
     CompressionPass,
     PassConfig,
-    PassContext,
-    PassReport,
+    PassOutcome,
+    PassWork,
     register_pass,
 )
 
@@ -41,10 +40,7 @@ class CrashPass(CompressionPass[CrashConfig]):
     type = "test_crash"
     config_cls = CrashConfig
 
-    def run(
-        self, input_path: Path, config: CrashConfig, output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:  # fmt: skip
+    def transform_files(self, work: PassWork, config: CrashConfig) -> PassOutcome:
         ctypes.string_at(0)  # a real invalid read: SIGSEGV, as a native library bug would give
         raise AssertionError("unreachable")
 
@@ -54,10 +50,7 @@ class AllocatePass(CompressionPass[AllocateConfig]):
     type = "test_allocate"
     config_cls = AllocateConfig
 
-    def run(
-        self, input_path: Path, config: AllocateConfig, output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:  # fmt: skip
+    def transform_files(self, work: PassWork, config: AllocateConfig) -> PassOutcome:
         hoard = []
         while True:  # without bound, until the memory limit stops it
             hoard.append(bytearray(64 * 1024 * 1024))
@@ -68,10 +61,7 @@ class SleepPass(CompressionPass[SleepConfig]):
     type = "test_sleep"
     config_cls = SleepConfig
 
-    def run(
-        self, input_path: Path, config: SleepConfig, output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:  # fmt: skip
+    def transform_files(self, work: PassWork, config: SleepConfig) -> PassOutcome:
         time.sleep(config.seconds)
-        shutil.copyfile(input_path, output_path)
-        return PassReport(type=self.type, summary=f"slept {config.seconds} s, changed nothing")
+        shutil.copyfile(work.input_path, work.output_path)
+        return PassOutcome(summary=f"slept {config.seconds} s, changed nothing")

@@ -22,6 +22,33 @@ def test_openapi_documents_the_upload_and_recipe_fields(api: Any) -> None:
     assert api.get("/docs").status_code == 200
 
 
+def test_openapi_types_the_job_metrics_and_status(api: Any) -> None:
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+
+    def resolve(prop: dict[str, Any]) -> list[dict[str, Any]]:
+        """The schemas a property may hold (null aside), $refs followed."""
+        options = prop.get("anyOf", [prop])
+        refs = [o["$ref"].rsplit("/", 1)[-1] for o in options if "$ref" in o]
+        return [schemas[name] for name in refs] + [o for o in options if "type" in o]
+
+    job = schemas["JobOut"]["properties"]
+    pair, single = resolve(job["metrics"])[:2]
+    assert {"size_bytes", "latency_ms", "param_count"} <= set(single["properties"])
+    metrics = pair["properties"]
+    assert metrics["compression_ratio"]["type"] == metrics["speedup_ratio"]["type"] == "number"
+    fidelity = resolve(metrics["fidelity"])[0]["properties"]
+    assert {"cosine_similarity", "max_abs_error", "mean_abs_error"} <= set(fidelity)
+    for side in ("original", "compressed"):
+        latency = resolve(resolve(metrics[side])[0]["properties"]["latency_ms"])[0]
+        assert {"p50", "p90", "p99", "mean", "std"} <= set(latency["properties"])
+    (status,) = resolve(job["status"])
+    assert set(status["enum"]) == {"queued", "running", "succeeded", "failed", "canceled"}
+    assert set(resolve(job["kind"])[0]["enum"]) == {"compress", "benchmark"}
+    report = schemas["JobReport"]["properties"]
+    assert resolve(report["weights"]["items"])[0]["properties"]["relative_error"]
+    assert resolve(report["sensitivity"]["items"])[0]["properties"]["node"]
+
+
 def test_metrics_counts_jobs_by_status(db_session: Session) -> None:
     from app.health import job_counts_text
 

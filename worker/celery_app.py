@@ -9,6 +9,7 @@ from celery import Celery
 from celery.signals import worker_ready
 
 from app.jobs.queue import celery_config
+from app.pipeline.reaper import start_background_reaper
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,4 @@ app = celery_app
 @worker_ready.connect
 def _start_reaper(**_: Any) -> None:
     # Every worker sweeps for lost jobs and unsent ones (the outbox); the sweeps are idempotent.
-    from app.pipeline.reaper import start_background_reaper
-
     start_background_reaper()

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 from app.benchmarks import service
 from app.benchmarks.schemas import BenchmarkCreate
 from app.deps import SessionDep, TenantDep
-from app.jobs import service as jobs_service
+from app.jobs.router import accepted
 from app.jobs.schemas import JobOut
 
 router = APIRouter(prefix="/v1/benchmarks", tags=["benchmarks"])
@@ -18,6 +18,4 @@ def create_benchmark(
     body: BenchmarkCreate, session: SessionDep, tenant_id: TenantDep, response: Response
 ) -> JobOut:
     """Benchmark any stored model, alone or against a baseline; poll the job at `Location`."""
-    job = service.create_benchmark(session, tenant_id, body)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return jobs_service.to_out(job)
+    return accepted(response, service.create_benchmark(session, body, tenant_id=tenant_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from app.jobs.schemas import BenchmarkOptions
+from app.compression.measure.options import BenchmarkOptions
 
 
 class BenchmarkCreate(BenchmarkOptions):

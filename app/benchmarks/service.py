@@ -5,20 +5,22 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.benchmarks.schemas import BenchmarkCreate
+from app.compression.measure.options import BenchmarkOptions
 from app.jobs import service as jobs_service
 from app.jobs.lifecycle import JobKind, JobStatus
-from app.jobs.schemas import BenchmarkOptions
 from app.jobs.tables import JobTable
 from app.onnx_models import service as models_service
 
 
-def create_benchmark(session: Session, tenant_id: str, body: BenchmarkCreate) -> JobTable:
+def create_benchmark(session: Session, body: BenchmarkCreate, *, tenant_id: str) -> JobTable:
     """Validate and record a benchmark job; it runs on the benchmark queue."""
-    model = models_service.get(session, tenant_id, body.model_id)
+    model = models_service.get(session, body.model_id, tenant_id=tenant_id)
     if body.baseline_model_id is not None:
-        models_service.get(session, tenant_id, body.baseline_model_id)
+        models_service.get(session, body.baseline_model_id, tenant_id=tenant_id)
     jobs_service.check_input_shapes(model, body.input_shapes)
-    jobs_service.check_datasets(session, tenant_id, model, eval_dataset_id=body.eval_dataset_id)
+    jobs_service.check_datasets(
+        session, model, tenant_id=tenant_id, eval_dataset_id=body.eval_dataset_id
+    )
     return jobs_service.submit(
         session,
         JobTable(

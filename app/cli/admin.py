@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
                 tenant = service.create_tenant(session, args.name)
                 result = {"id": tenant.id, "name": tenant.name}
             elif args.action == "create-key":
-                issued = service.create_key(session, args.tenant_id, args.name)
+                issued = service.create_key(session, tenant_id=args.tenant_id, name=args.name)
                 result = {"id": issued.id, "tenant_id": issued.tenant_id, "key": issued.secret}
             else:
                 service.revoke_key(session, args.key_id)

@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
+        # Only `serve` loads the server stack (uvicorn, migrations): the client commands start fast.
         from app.cli.serve import serve
 
         return serve(args.host, args.port)

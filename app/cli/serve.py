@@ -1,4 +1,7 @@
-"""`modelpress serve`: migrations, a Celery worker subprocess and uvicorn in one command."""
+"""`modelpress serve`: migrations, a Celery worker subprocess and uvicorn in one command.
+
+Only imported when that subcommand runs, so the client commands never load the server stack.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,11 @@ import signal
 import subprocess
 import sys
 import threading
+
+import uvicorn
+
+from app.migrate import upgrade_head
+from app.settings import get_settings
 
 WORKER_STOP_TIMEOUT_S = 15.0
 
@@ -44,12 +52,6 @@ _stopping = threading.Event()
 
 def serve(host: str, port: int) -> int:
     """Run the embedded stack until uvicorn exits or Ctrl-C; returns the exit code."""
-    # Imported here so `modelpress compress` does not pay for (or need) the server stack.
-    import uvicorn
-
-    from app.migrate import upgrade_head
-    from app.settings import get_settings
-
     settings = get_settings()
     # The SQLite database and broker live in data_dir, so it must exist before migrating.
     settings.data_dir.mkdir(parents=True, exist_ok=True)

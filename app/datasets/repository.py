@@ -1,4 +1,4 @@
-"""All SQL on the datasets table."""
+"""All SQL on the datasets table; `tenant_id` is keyword-only, as in every repository."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.datasets.tables import DatasetTable
-from app.pagination import Page, paginate
+from app.pagination import Page, PageRequest, paginate
 
 
 def add(session: Session, dataset: DatasetTable) -> DatasetTable:
@@ -15,19 +15,14 @@ def add(session: Session, dataset: DatasetTable) -> DatasetTable:
     return dataset
 
 
-def get(session: Session, tenant_id: str, dataset_id: str) -> DatasetTable | None:
-    return session.scalar(
-        select(DatasetTable).where(
-            DatasetTable.id == dataset_id, DatasetTable.tenant_id == tenant_id
-        )
-    )
+def get(session: Session, dataset_id: str, *, tenant_id: str) -> DatasetTable | None:
+    owned = DatasetTable.tenant_id == tenant_id
+    return session.scalar(select(DatasetTable).where(DatasetTable.id == dataset_id, owned))
 
 
-def list_page(
-    session: Session, tenant_id: str, *, limit: int, cursor: str | None
-) -> Page[DatasetTable]:
+def list_page(session: Session, page: PageRequest, *, tenant_id: str) -> Page[DatasetTable]:
     query = select(DatasetTable).where(DatasetTable.tenant_id == tenant_id)
-    return paginate(session, query, DatasetTable, limit, cursor)
+    return paginate(session, query, DatasetTable, page)
 
 
 def delete(session: Session, dataset: DatasetTable) -> None:

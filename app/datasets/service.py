@@ -10,30 +10,29 @@ from app.datasets import repository
 from app.datasets.tables import DatasetTable
 from app.db import call_after_commit, call_after_rollback, new_id
 from app.errors import (
-    DatasetInUseError,
-    DatasetMismatchError,
-    InvalidDatasetError,
-    NotFoundError,
+    DatasetInUseProblem,
+    DatasetMismatchProblem,
+    InvalidDatasetProblem,
+    NotFoundProblem,
 )
 from app.jobs import repository as jobs_repository
 from app.storage import Storage
-from app.uploads import ReceivedFile, display_name
+from app.uploads import Upload, display_name
 
 
 def create_from_upload(
-    session: Session, storage: Storage, tenant_id: str, upload: ReceivedFile, name: str | None
+    session: Session, storage: Storage, upload: Upload, *, tenant_id: str
 ) -> DatasetTable:
     """Check an uploaded .npz (never unpickled), store it and record it."""
-    if upload.size_bytes == 0 or not upload.sha256:
-        raise InvalidDatasetError("the uploaded file is empty or was cut off")
-    display = display_name(name, upload.filename, "dataset")
+    received = upload.file
+    display = display_name(upload.name, received.filename, "dataset")
     try:
-        info = npz.inspect_dataset(upload.path)
+        info = npz.inspect_dataset(received.path)
     except npz.DatasetError as exc:
-        raise InvalidDatasetError(str(exc)) from exc
+        raise InvalidDatasetProblem(str(exc)) from exc
     dataset_id = new_id()
     key = f"datasets/{dataset_id}/data.npz"
-    storage.put_file(key, upload.path)
+    storage.put_file(key, received.path)
     call_after_rollback(session, lambda: storage.delete(key))
     return repository.add(
         session,
@@ -41,8 +40,8 @@ def create_from_upload(
             id=dataset_id,
             tenant_id=tenant_id,
             name=display,
-            sha256=upload.sha256,
-            size_bytes=upload.size_bytes,
+            sha256=received.sha256,
+            size_bytes=received.size_bytes,
             storage_key=key,
             num_samples=info.num_samples,
             arrays={k: v.model_dump() for k, v in info.arrays.items()},
@@ -51,22 +50,22 @@ def create_from_upload(
     )
 
 
-def get(session: Session, tenant_id: str, dataset_id: str) -> DatasetTable:
-    """The dataset, or NotFoundError (also for another tenant's dataset)."""
-    dataset = repository.get(session, tenant_id, dataset_id)
+def get(session: Session, dataset_id: str, *, tenant_id: str) -> DatasetTable:
+    """The dataset, or NotFoundProblem (also for another tenant's dataset)."""
+    dataset = repository.get(session, dataset_id, tenant_id=tenant_id)
     if dataset is None:
-        raise NotFoundError(f"no dataset with id {dataset_id!r}")
+        raise NotFoundProblem(f"no dataset with id {dataset_id!r}")
     return dataset
 
 
 def get_for_model(
-    session: Session, tenant_id: str, dataset_id: str, inputs: list[TensorSpec], field: str
+    session: Session, dataset_id: str, inputs: list[TensorSpec], field: str, *, tenant_id: str
 ) -> DatasetTable:
     """The dataset if its arrays fit the model's inputs; dataset_mismatch otherwise."""
     try:
-        dataset = get(session, tenant_id, dataset_id)
-    except NotFoundError as exc:
-        raise NotFoundError(f"{field}: {exc.detail}") from exc
+        dataset = get(session, dataset_id, tenant_id=tenant_id)
+    except NotFoundProblem as exc:
+        raise NotFoundProblem(f"{field}: {exc.detail}") from exc
     info = npz.DatasetInfo(
         num_samples=dataset.num_samples,
         arrays={k: npz.ArraySpec.model_validate(v) for k, v in dataset.arrays.items()},
@@ -75,15 +74,15 @@ def get_for_model(
     try:
         npz.check_fits_model(info, inputs)
     except npz.DatasetMismatchError as exc:
-        raise DatasetMismatchError(f"{field}: {exc}", field=field) from exc
+        raise DatasetMismatchProblem(f"{field}: {exc}", field=field) from exc
     return dataset
 
 
-def delete(session: Session, storage: Storage, tenant_id: str, dataset_id: str) -> None:
+def delete(session: Session, storage: Storage, dataset_id: str, *, tenant_id: str) -> None:
     """Delete a dataset row, then its file once the deletion commits."""
-    dataset = get(session, tenant_id, dataset_id)
+    dataset = get(session, dataset_id, tenant_id=tenant_id)
     if jobs_repository.count_active_for_dataset(session, dataset.id):
-        raise DatasetInUseError("queued or running jobs read this dataset: cancel them first")
+        raise DatasetInUseProblem("queued or running jobs read this dataset: cancel them first")
     key = dataset.storage_key
     repository.delete(session, dataset)
     call_after_commit(session, lambda: storage.delete(key))

@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, Boolean, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, IdMixin
-from app.onnx_models.tables import DEFAULT_TENANT
+from app.tenants.tables import DEFAULT_TENANT
 
 
 class DatasetTable(IdMixin, Base):

@@ -1,4 +1,8 @@
-"""All SQL on the jobs table. State changes are conditional updates on the expected state."""
+"""All SQL on the jobs table. State changes are conditional updates on the expected state.
+
+`tenant_id` is keyword-only, as in every repository. The functions without it act on a job by
+its id for the worker and the sweeps, which receive bare ids; the API looks a job up with `get`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.jobs.lifecycle import ACTIVE_STATES, IllegalTransitionError, JobStatus, can_transition
 from app.jobs.tables import JobTable
-from app.pagination import Page, paginate
+from app.pagination import Page, PageRequest, paginate
 
 
 def add(session: Session, job: JobTable) -> JobTable:
@@ -20,19 +24,22 @@ def add(session: Session, job: JobTable) -> JobTable:
     return job
 
 
-def get(session: Session, job_id: str, tenant_id: str | None = None) -> JobTable | None:
-    query = select(JobTable).where(JobTable.id == job_id)
-    if tenant_id is not None:
-        query = query.where(JobTable.tenant_id == tenant_id)
-    return session.scalar(query)
+def get(session: Session, job_id: str, *, tenant_id: str) -> JobTable | None:
+    return session.scalar(
+        select(JobTable).where(JobTable.id == job_id, JobTable.tenant_id == tenant_id)
+    )
+
+
+def get_for_worker(session: Session, job_id: str) -> JobTable | None:
+    """The job whatever its tenant: only for the worker, whose task carries nothing but the id."""
+    return session.scalar(select(JobTable).where(JobTable.id == job_id))
 
 
 def list_page(
     session: Session,
-    tenant_id: str,
+    page: PageRequest,
     *,
-    limit: int,
-    cursor: str | None,
+    tenant_id: str,
     status: str | None = None,
     model_id: str | None = None,
 ) -> Page[JobTable]:
@@ -41,7 +48,7 @@ def list_page(
         query = query.where(JobTable.status == status)
     if model_id is not None:
         query = query.where(JobTable.model_id == model_id)
-    return paginate(session, query, JobTable, limit, cursor)
+    return paginate(session, query, JobTable, page)
 
 
 def transition(
@@ -176,14 +183,14 @@ def count_active_for_model(session: Session, model_id: str) -> int:
     return int(session.scalar(query) or 0)
 
 
-def count_active_for_tenant(session: Session, tenant_id: str) -> int:
+def count_active_for_tenant(session: Session, *, tenant_id: str) -> int:
     query = select(func.count()).where(
         JobTable.tenant_id == tenant_id, JobTable.status.in_([s.value for s in ACTIVE_STATES])
     )
     return int(session.scalar(query) or 0)
 
 
-def count_created_since(session: Session, tenant_id: str, since: datetime) -> int:
+def count_created_since(session: Session, since: datetime, *, tenant_id: str) -> int:
     query = select(func.count()).where(
         JobTable.tenant_id == tenant_id, JobTable.created_at >= since
     )
@@ -197,3 +204,9 @@ def count_active_for_dataset(session: Session, dataset_id: str) -> int:
         JobTable.status.in_([s.value for s in ACTIVE_STATES]),
     )
     return int(session.scalar(query) or 0)
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    """Jobs of every tenant by status: the operator's metrics."""
+    rows = session.execute(select(JobTable.status, func.count()).group_by(JobTable.status))
+    return {status: count for status, count in rows.tuples()}

@@ -6,13 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import SessionDep, TenantDep
+from app.deps import PageQuery, SessionDep, TenantDep, located
 from app.jobs import repository, service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.schemas import JobCreate, JobList, JobOut, JobReport, PresetList
-from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.jobs.tables import JobTable
 
 router = APIRouter(tags=["jobs"])
+
+
+def accepted(response: Response, job: JobTable) -> JobOut:
+    """The answer to a new job of any kind: the job, and at `Location` where to poll it."""
+    return located(response, f"/v1/jobs/{job.id}", service.to_out(job))
 
 
 @router.get("/v1/presets", response_model=PresetList)
@@ -26,45 +31,38 @@ def create_job(
     body: JobCreate, session: SessionDep, tenant_id: TenantDep, response: Response
 ) -> JobOut:
     """Start compressing a model with a preset or a recipe; poll the job at `Location`."""
-    job = service.create_job(session, tenant_id, body)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return service.to_out(job)
+    return accepted(response, service.create_job(session, body, tenant_id=tenant_id))
 
 
 @router.get("/v1/jobs", response_model=JobList)
 def list_jobs(
     session: SessionDep,
     tenant_id: TenantDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    page: PageQuery,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     model_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JobList:
     """List jobs, newest first, optionally by status or model."""
-    page = repository.list_page(
-        session,
-        tenant_id,
-        limit=limit,
-        cursor=cursor,
-        status=status_.value if status_ else None,
-        model_id=model_id,
+    status_value = status_.value if status_ else None
+    found = repository.list_page(
+        session, page, tenant_id=tenant_id, status=status_value, model_id=model_id
     )
-    return JobList(items=[service.to_out(j) for j in page.items], next_cursor=page.next_cursor)
+    return found.to_list(JobList, service.to_out)
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: str, session: SessionDep, tenant_id: TenantDep) -> JobOut:
     """A job's status, progress and, once it succeeded, its metrics."""
-    return service.to_out(service.get(session, tenant_id, job_id))
+    return service.to_out(service.get(session, job_id, tenant_id=tenant_id))
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut)
 def cancel_job(job_id: str, session: SessionDep, tenant_id: TenantDep) -> JobOut:
     """Cancel a queued or running job; a finished job is returned as it is."""
-    return service.to_out(service.cancel(session, tenant_id, job_id))
+    return service.to_out(service.cancel(session, job_id, tenant_id=tenant_id))
 
 
 @router.get("/v1/jobs/{job_id}/report", response_model=JobReport)
 def get_report(job_id: str, session: SessionDep, tenant_id: TenantDep) -> JobReport:
     """The per-pass report of a job."""
-    return service.report(session, tenant_id, job_id)
+    return service.report(session, job_id, tenant_id=tenant_id)

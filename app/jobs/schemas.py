@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.compression.passes.recipes import Recipe
+from app.compression.measure.metrics import (
+    Metrics,
+    ModelMetrics,
+    NodeSensitivityRow,
+    WeightErrorRow,
+)
+from app.compression.measure.options import BenchmarkOptions
+from app.compression.passes.base import PassReport
+from app.compression.passes.recipes import AnyPassConfig, Recipe
+from app.jobs.lifecycle import JobKind, JobStatus
 
 
-class BenchmarkOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobRecipe(Recipe):
+    """A job's recipe as it runs: the passes of a benchmark job's recipe are none."""
 
-    runs: int = Field(default=50, ge=1, le=10_000, description="Timed runs per model.")
-    warmup: int = Field(default=5, ge=0, le=1_000, description="Untimed runs before timing.")
-    threads: int = Field(default=1, ge=1, le=256, description="ONNX Runtime intra-op threads.")
-    provider: Literal["cpu", "cuda", "tensorrt"] = Field(
-        default="cpu",
-        description="Execution provider; cuda/tensorrt only where the worker has them "
-        "(otherwise the job fails with provider_unavailable).",
-    )
-    graph_optimization_level: Literal["disable", "basic", "extended", "all"] = Field(
-        default="all", description="ONNX Runtime graph optimizations applied at session load."
-    )
-    batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
-        default_factory=list,
-        max_length=8,
-        description="Extra batch sizes to measure throughput at (dynamic batch dim only).",
-    )
+    passes: list[AnyPassConfig] = Field(max_length=16, description="The passes, in order.")
 
 
 class JobCreate(BaseModel):
@@ -62,25 +56,28 @@ class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
-    kind: str = Field(description="compress: passes then benchmark; benchmark: measure only.")
+    kind: JobKind = Field(description="compress: passes then benchmark; benchmark: measure only.")
     model_id: str | None
     baseline_model_id: str | None = None
     calibration_dataset_id: str | None = None
     eval_dataset_id: str | None = None
-    status: str
+    status: JobStatus
     attempts: int = Field(description="Runs so far; more than 1 after a worker was lost.")
     progress: float
     stage: str | None
     preset: str | None
-    recipe: dict[str, Any]
+    recipe: JobRecipe
     input_shapes: dict[str, Any] | None
-    benchmark: dict[str, Any] = Field(validation_alias="benchmark_options")
+    benchmark: BenchmarkOptions = Field(validation_alias="benchmark_options")
     error: JobError | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     output_model_id: str | None
-    metrics: dict[str, Any] | None
+    metrics: Metrics | ModelMetrics | None = Field(
+        description="A compress job's metrics (or a benchmark's against a baseline); a "
+        "benchmark of one model has that model's block. None until the job succeeds."
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -91,24 +88,24 @@ class JobList(BaseModel):
 
 class JobReport(BaseModel):
     job_id: str
-    status: str
-    passes: list[dict[str, Any]] = Field(description="What each pass did, in recipe order.")
-    weights: list[dict[str, Any]] = Field(
+    status: JobStatus
+    passes: list[PassReport] = Field(description="What each pass did, in recipe order.")
+    weights: list[WeightErrorRow] = Field(
         default_factory=list,
         description="Per weight tensor: |w - dequant(w)| mean and max, worst first.",
     )
-    sensitivity: list[dict[str, Any]] = Field(
+    sensitivity: list[NodeSensitivityRow] = Field(
         default_factory=list,
         description="Per quantized node: output error against the original, worst first.",
     )
     warnings: list[str] = Field(default_factory=list)
-    metrics: dict[str, Any] | None
+    metrics: Metrics | ModelMetrics | None
 
 
 class PresetOut(BaseModel):
     name: str
     description: str
-    recipe: dict[str, Any]
+    recipe: Recipe
 
 
 class PresetList(BaseModel):

@@ -13,11 +13,11 @@ from app.compression.passes.recipes import PRESETS, Recipe, expand_preset
 from app.datasets import service as datasets_service
 from app.db import call_after_commit, session_scope, utcnow
 from app.errors import (
-    InvalidRecipeError,
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitedError,
-    TooManyActiveJobsError,
+    InvalidRecipeProblem,
+    InvalidRequestProblem,
+    NotFoundProblem,
+    RateLimitedProblem,
+    TooManyActiveJobsProblem,
 )
 from app.jobs import queue, repository
 from app.jobs.lifecycle import TERMINAL_STATES, JobKind, JobStatus
@@ -40,7 +40,7 @@ def _recipe_from_request(body: JobCreate) -> Recipe:
     if body.recipe is not None:
         return body.recipe
     if body.preset not in PRESETS:
-        raise InvalidRecipeError(
+        raise InvalidRecipeProblem(
             f"preset: unknown preset {body.preset!r}; known: {', '.join(sorted(PRESETS))}",
             field="preset",
         )
@@ -54,48 +54,51 @@ def check_input_shapes(model: ModelTable, input_shapes: dict[str, list[int]] | N
     try:
         model_inputs.resolve_input_shapes(specs, input_shapes, get_settings().default_symbolic_dim)
     except ValueError as exc:
-        raise InvalidRequestError(f"input_shapes: {exc}", field="input_shapes") from exc
+        raise InvalidRequestProblem(f"input_shapes: {exc}", field="input_shapes") from exc
 
 
-def check_datasets(session: Session, tenant_id: str, model: ModelTable, **ids: str | None) -> None:
+def check_datasets(
+    session: Session, model: ModelTable, *, tenant_id: str, **ids: str | None
+) -> None:
     specs = [TensorSpec.model_validate(spec) for spec in model.inputs]
     for field, dataset_id in ids.items():
         if dataset_id is not None:
-            datasets_service.get_for_model(session, tenant_id, dataset_id, specs, field)
+            datasets_service.get_for_model(session, dataset_id, specs, field, tenant_id=tenant_id)
 
 
-def _check_tenant_limits(session: Session, tenant_id: str) -> None:
+def _check_tenant_limits(session: Session, *, tenant_id: str) -> None:
     settings = get_settings()
-    active = repository.count_active_for_tenant(session, tenant_id)
+    active = repository.count_active_for_tenant(session, tenant_id=tenant_id)
     if active >= settings.max_active_jobs_per_tenant:
-        raise TooManyActiveJobsError(
+        raise TooManyActiveJobsProblem(
             f"{active} jobs are queued or running; the limit is "
             f"{settings.max_active_jobs_per_tenant}: wait for some to end",
             retry_after_s=10,
         )
-    recent = repository.count_created_since(session, tenant_id, utcnow() - timedelta(minutes=1))
+    a_minute_ago = utcnow() - timedelta(minutes=1)
+    recent = repository.count_created_since(session, a_minute_ago, tenant_id=tenant_id)
     if recent >= settings.job_submissions_per_minute:
-        raise RateLimitedError(
+        raise RateLimitedProblem(
             f"at most {settings.job_submissions_per_minute} jobs a minute", retry_after_s=60
         )
 
 
 def submit(session: Session, job: JobTable) -> JobTable:
     """Record a job; it reaches the broker once the transaction commits (or the outbox later)."""
-    _check_tenant_limits(session, job.tenant_id)
+    _check_tenant_limits(session, tenant_id=job.tenant_id)
     repository.add(session, job)
     job_id, kind = job.id, job.kind
     call_after_commit(session, lambda: queue.enqueue(session_scope, job_id, kind))
     return job
 
 
-def create_job(session: Session, tenant_id: str, body: JobCreate) -> JobTable:
+def create_job(session: Session, body: JobCreate, *, tenant_id: str) -> JobTable:
     """Validate and record a compression job."""
-    model = models_service.get(session, tenant_id, body.model_id)
+    model = models_service.get(session, body.model_id, tenant_id=tenant_id)
     recipe = _recipe_from_request(body)
     check_input_shapes(model, body.input_shapes)
     check_datasets(
-        session, tenant_id, model,
+        session, model, tenant_id=tenant_id,
         calibration_dataset_id=body.calibration_dataset_id, eval_dataset_id=body.eval_dataset_id,
     )  # fmt: skip
     return submit(
@@ -117,17 +120,17 @@ def create_job(session: Session, tenant_id: str, body: JobCreate) -> JobTable:
     )
 
 
-def get(session: Session, tenant_id: str, job_id: str) -> JobTable:
-    """The job, or NotFoundError (also for another tenant's job)."""
-    job = repository.get(session, job_id, tenant_id)
+def get(session: Session, job_id: str, *, tenant_id: str) -> JobTable:
+    """The job, or NotFoundProblem (also for another tenant's job)."""
+    job = repository.get(session, job_id, tenant_id=tenant_id)
     if job is None:
-        raise NotFoundError(f"no job with id {job_id!r}")
+        raise NotFoundProblem(f"no job with id {job_id!r}")
     return job
 
 
-def cancel(session: Session, tenant_id: str, job_id: str) -> JobTable:
+def cancel(session: Session, job_id: str, *, tenant_id: str) -> JobTable:
     """Cancel a queued or running job; a finished job is returned unchanged."""
-    job = get(session, tenant_id, job_id)
+    job = get(session, job_id, tenant_id=tenant_id)
     while job.status not in TERMINAL_STATES:
         current = JobStatus(job.status)
         if repository.transition(
@@ -139,9 +142,9 @@ def cancel(session: Session, tenant_id: str, job_id: str) -> JobTable:
     return job
 
 
-def report(session: Session, tenant_id: str, job_id: str) -> JobReport:
+def report(session: Session, job_id: str, *, tenant_id: str) -> JobReport:
     """The per-pass report of a job, as far as it got."""
-    job = get(session, tenant_id, job_id)
+    job = get(session, job_id, tenant_id=tenant_id)
     stored: dict[str, Any] = job.report or {}
     return JobReport(
         job_id=job.id,
@@ -163,14 +166,3 @@ def to_out(job: JobTable) -> JobOut:
         )
     )
     return out
-
-
-def sweep_outbox(min_age_s: float = 10.0) -> int:
-    """Send queued jobs that never reached the broker, or whose message the broker lost."""
-    now = utcnow()
-    resend_before = now - timedelta(seconds=get_settings().queued_resend_after_s)
-    with session_scope() as session:
-        pending = repository.list_unenqueued(
-            session, now - timedelta(seconds=min_age_s), resend_before
-        )
-    return sum(queue.enqueue(session_scope, job_id, kind) for job_id, kind in pending)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, IdMixin
 from app.jobs.lifecycle import JobKind, JobStatus
-from app.onnx_models.tables import DEFAULT_TENANT
+from app.tenants.tables import DEFAULT_TENANT
 
 
 class JobTable(IdMixin, Base):

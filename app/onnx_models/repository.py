@@ -1,4 +1,8 @@
-"""All SQL on the models table."""
+"""All SQL on the models table.
+
+`tenant_id` is keyword-only, as in every repository, so it can never be swapped with an id.
+Lookups without it (by job, by storage key) serve the worker and file bookkeeping, never a client.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.onnx_models.tables import ModelTable
-from app.pagination import Page, paginate
+from app.pagination import Page, PageRequest, paginate
 
 
 def add(session: Session, model: ModelTable) -> ModelTable:
@@ -15,36 +19,32 @@ def add(session: Session, model: ModelTable) -> ModelTable:
     return model
 
 
-def get(session: Session, tenant_id: str, model_id: str) -> ModelTable | None:
-    return session.scalar(
-        select(ModelTable).where(ModelTable.id == model_id, ModelTable.tenant_id == tenant_id)
-    )
+def get(session: Session, model_id: str, *, tenant_id: str) -> ModelTable | None:
+    query = select(ModelTable).where(ModelTable.id == model_id, ModelTable.tenant_id == tenant_id)
+    return session.scalar(query)
 
 
 def get_by_job(session: Session, job_id: str) -> ModelTable | None:
+    """The model a job produced, whatever its tenant: the worker knows the job, not a client."""
     return session.scalar(select(ModelTable).where(ModelTable.job_id == job_id))
 
 
 def list_page(
-    session: Session,
-    tenant_id: str,
-    *,
-    limit: int,
-    cursor: str | None,
-    parent_id: str | None = None,
+    session: Session, page: PageRequest, *, tenant_id: str, parent_id: str | None = None
 ) -> Page[ModelTable]:
     query = select(ModelTable).where(ModelTable.tenant_id == tenant_id)
     if parent_id is not None:
         query = query.where(ModelTable.parent_id == parent_id)
-    return paginate(session, query, ModelTable, limit, cursor)
+    return paginate(session, query, ModelTable, page)
 
 
-def count_for_tenant(session: Session, tenant_id: str) -> int:
+def count_for_tenant(session: Session, *, tenant_id: str) -> int:
     query = select(func.count()).select_from(ModelTable).where(ModelTable.tenant_id == tenant_id)
     return int(session.scalar(query) or 0)
 
 
 def count_with_storage_key(session: Session, storage_key: str) -> int:
+    """Rows of any tenant that share this stored file (a job's output may be shared)."""
     return len(
         session.scalars(select(ModelTable.id).where(ModelTable.storage_key == storage_key)).all()
     )

@@ -4,66 +4,54 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from app.compression.graph import transport
-from app.deps import SessionDep, SettingsDep, StorageDep, TenantDep
-from app.errors import ModelTooLargeError
+from app.deps import PageQuery, SessionDep, SettingsDep, StorageDep, TenantDep, located
+from app.errors import InvalidModelProblem, ModelTooLargeProblem
 from app.onnx_models import repository, service
 from app.onnx_models.schemas import ModelList, ModelOut
-from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.storage.base import iter_stream
-from app.uploads import receive_upload, upload_openapi
+from app.uploads import Upload, receive_upload, upload_openapi
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 UPLOAD_DOC = upload_openapi("An .onnx file")
+RECEIVE_MODEL = receive_upload(too_large=ModelTooLargeProblem, empty=InvalidModelProblem)
 
 
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=ModelOut, openapi_extra=UPLOAD_DOC
 )
-async def upload_model(
-    request: Request,
+def upload_model(
     session: SessionDep,
     storage: StorageDep,
     tenant_id: TenantDep,
-    settings: SettingsDep,
+    upload: Annotated[Upload, RECEIVE_MODEL],
     response: Response,
 ) -> ModelOut:
     """Upload an ONNX model (multipart `file`, optional `name`); validated before it is kept."""
-    upload, name, form = await receive_upload(request, settings, ModelTooLargeError)
-    try:
-        model = await run_in_threadpool(
-            service.create_from_upload, session, storage, tenant_id, upload, name
-        )
-    finally:
-        form.discard()
-    response.headers["Location"] = f"/v1/models/{model.id}"
-    return ModelOut.model_validate(model)
+    model = service.create_from_upload(session, storage, upload, tenant_id=tenant_id)
+    return located(response, f"/v1/models/{model.id}", ModelOut.model_validate(model))
 
 
 @router.get("", response_model=ModelList)
 def list_models(
     session: SessionDep,
     tenant_id: TenantDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    page: PageQuery,
     parent_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ModelList:
     """List models, newest first."""
-    page = repository.list_page(session, tenant_id, limit=limit, cursor=cursor, parent_id=parent_id)
-    return ModelList(
-        items=[ModelOut.model_validate(m) for m in page.items], next_cursor=page.next_cursor
-    )
+    found = repository.list_page(session, page, tenant_id=tenant_id, parent_id=parent_id)
+    return found.to_list(ModelList, ModelOut.model_validate)
 
 
 @router.get("/{model_id}", response_model=ModelOut)
 def get_model(model_id: str, session: SessionDep, tenant_id: TenantDep) -> ModelOut:
     """One model's metadata."""
-    return ModelOut.model_validate(service.get(session, tenant_id, model_id))
+    return ModelOut.model_validate(service.get(session, model_id, tenant_id=tenant_id))
 
 
 @router.get(
@@ -83,7 +71,7 @@ def download_model(
     ] = "identity",
 ) -> Response:
     """The model's bytes (streamed, or zstd-coded), or a redirect to a presigned URL if enabled."""
-    model = service.get(session, tenant_id, model_id)
+    model = service.get(session, model_id, tenant_id=tenant_id)
     if (
         encoding == "identity"
         and settings.presign_downloads
@@ -110,5 +98,5 @@ def delete_model(
     model_id: str, session: SessionDep, storage: StorageDep, tenant_id: TenantDep
 ) -> Response:
     """Delete a model and, once no other row shares it, its file."""
-    service.delete(session, storage, tenant_id, model_id)
+    service.delete(session, storage, model_id, tenant_id=tenant_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

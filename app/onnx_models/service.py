@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -11,44 +12,45 @@ from sqlalchemy.orm import Session
 from app.compression.graph import analysis, archive, transport
 from app.db import call_after_commit, call_after_rollback, new_id
 from app.errors import (
-    InvalidModelError,
-    ModelInUseError,
-    NotFoundError,
-    QuotaExceededError,
-    UnsafeArchiveError,
+    InvalidModelProblem,
+    ModelInUseProblem,
+    NotFoundProblem,
+    QuotaExceededProblem,
+    UnsafeArchiveProblem,
 )
 from app.jobs import repository as jobs_repository
 from app.onnx_models import repository
 from app.onnx_models.tables import ModelTable
 from app.settings import get_settings
 from app.storage import Storage
-from app.uploads import ReceivedFile, display_name
+from app.uploads import ReceivedFile, Upload, display_name
 
 
-def _row_from_file(
-    model_id: str,
-    tenant_id: str,
-    name: str,
-    *,
-    model_path: Path,
-    stored_path: Path,
-    packaging: str,
-    sha256: str,
-    key: str,
-) -> ModelTable:
+@dataclass(frozen=True, kw_only=True)
+class ModelFile:
+    """A model file to record: the .onnx to inspect, and what is stored under `key`."""
+
+    model_path: Path  # the .onnx itself, or the one unpacked from a zip
+    stored_path: Path  # the file stored under `key`: the .onnx or the .zip
+    packaging: str
+    sha256: str
+    key: str
+
+
+def _row_from_file(model_id: str, name: str, file: ModelFile, *, tenant_id: str) -> ModelTable:
     try:
-        info = analysis.inspect_model(model_path)
+        info = analysis.inspect_model(file.model_path)
     except analysis.InvalidModelError as exc:
-        raise InvalidModelError(str(exc)) from exc
+        raise InvalidModelProblem(str(exc)) from exc
     return ModelTable(
         id=model_id,
         tenant_id=tenant_id,
         name=name,
-        sha256=sha256,
-        size_bytes=stored_path.stat().st_size,
-        storage_key=key,
+        sha256=file.sha256,
+        size_bytes=file.stored_path.stat().st_size,
+        storage_key=file.key,
         format="onnx",
-        packaging=packaging,
+        packaging=file.packaging,
         ir_version=info.ir_version,
         opset=info.opset,
         producer=info.producer,
@@ -56,7 +58,7 @@ def _row_from_file(
         outputs=[spec.model_dump() for spec in info.outputs],
         op_counts=info.op_counts,
         param_count=info.param_count,
-        transport_size_bytes=transport.zstd_size(stored_path),
+        transport_size_bytes=transport.zstd_size(file.stored_path),
     )
 
 
@@ -65,29 +67,29 @@ def _is_archive(upload: ReceivedFile) -> bool:
 
 
 def create_from_upload(
-    session: Session, storage: Storage, tenant_id: str, upload: ReceivedFile, name: str | None
+    session: Session, storage: Storage, upload: Upload, *, tenant_id: str
 ) -> ModelTable:
     """Validate an uploaded .onnx (or .zip with external data), store it, and record it."""
-    if upload.size_bytes == 0 or not upload.sha256:
-        raise InvalidModelError("the uploaded file is empty or was cut off")
+    received = upload.file
     settings = get_settings()
-    if repository.count_for_tenant(session, tenant_id) >= settings.max_models_per_tenant:
-        raise QuotaExceededError(
+    if repository.count_for_tenant(session, tenant_id=tenant_id) >= settings.max_models_per_tenant:
+        raise QuotaExceededProblem(
             f"this tenant already stores {settings.max_models_per_tenant} models: delete some first"
         )
     model_id = new_id()
-    packaging = "zip" if _is_archive(upload) else "onnx"
+    packaging = "zip" if _is_archive(received) else "onnx"
     key = f"models/{model_id}/model.{packaging}"
-    with tempfile.TemporaryDirectory(dir=upload.path.parent, prefix="unpacked-") as unpacked:
-        model_path = upload.path
+    with tempfile.TemporaryDirectory(dir=received.path.parent, prefix="unpacked-") as unpacked:
+        model_path = received.path
         if packaging == "zip":
-            model_path = _unpack(upload.path, Path(unpacked), settings.max_upload_bytes)
-        row = _row_from_file(
-            model_id, tenant_id, display_name(name, upload.filename, "model"),
-            model_path=model_path, stored_path=upload.path, packaging=packaging,
-            sha256=upload.sha256, key=key,
+            model_path = _unpack(received.path, Path(unpacked), settings.max_upload_bytes)
+        file = ModelFile(
+            model_path=model_path, stored_path=received.path, packaging=packaging,
+            sha256=received.sha256, key=key,
         )  # fmt: skip
-    storage.put_file(key, upload.path)
+        display = display_name(upload.name, received.filename, "model")
+        row = _row_from_file(model_id, display, file, tenant_id=tenant_id)
+    storage.put_file(key, received.path)
     # If the row never commits, the stored object must not outlive it.
     call_after_rollback(session, lambda: storage.delete(key))
     return repository.add(session, row)
@@ -98,46 +100,33 @@ def _unpack(archive_path: Path, dest: Path, max_upload_bytes: int) -> Path:
         # External data may legitimately compress well; the archive module bounds the ratio.
         return archive.extract_model_archive(archive_path, dest, 4 * max_upload_bytes)
     except archive.UnsafeArchiveError as exc:
-        raise UnsafeArchiveError(str(exc)) from exc
+        raise UnsafeArchiveProblem(str(exc)) from exc
     except archive.ArchiveContentError as exc:
-        raise InvalidModelError(str(exc)) from exc
+        raise InvalidModelProblem(str(exc)) from exc
 
 
 def record_output(
-    session: Session,
-    *,
-    tenant_id: str,
-    name: str,
-    model_path: Path,
-    stored_path: Path,
-    packaging: str,
-    sha256: str,
-    key: str,
-    parent_id: str,
-    job_id: str,
+    session: Session, file: ModelFile, *, tenant_id: str, name: str, parent_id: str, job_id: str
 ) -> ModelTable:
-    """Record a model a job produced; its file is already stored under `key`."""
-    row = _row_from_file(
-        new_id(), tenant_id, name, model_path=model_path, stored_path=stored_path,
-        packaging=packaging, sha256=sha256, key=key,
-    )  # fmt: skip
+    """Record a model a job produced; its file is already stored under `file.key`."""
+    row = _row_from_file(new_id(), name, file, tenant_id=tenant_id)
     row.parent_id, row.job_id = parent_id, job_id
     return repository.add(session, row)
 
 
-def get(session: Session, tenant_id: str, model_id: str) -> ModelTable:
-    """The model, or NotFoundError (also for another tenant's model)."""
-    model = repository.get(session, tenant_id, model_id)
+def get(session: Session, model_id: str, *, tenant_id: str) -> ModelTable:
+    """The model, or NotFoundProblem (also for another tenant's model)."""
+    model = repository.get(session, model_id, tenant_id=tenant_id)
     if model is None:
-        raise NotFoundError(f"no model with id {model_id!r}")
+        raise NotFoundProblem(f"no model with id {model_id!r}")
     return model
 
 
-def delete(session: Session, storage: Storage, tenant_id: str, model_id: str) -> None:
+def delete(session: Session, storage: Storage, model_id: str, *, tenant_id: str) -> None:
     """Delete a model that no active job is using; its file goes once the row is gone."""
-    model = get(session, tenant_id, model_id)
+    model = get(session, model_id, tenant_id=tenant_id)
     if jobs_repository.count_active_for_model(session, model.id):
-        raise ModelInUseError("the model has queued or running jobs: cancel them first")
+        raise ModelInUseProblem("the model has queued or running jobs: cancel them first")
     remove(session, storage, model)
 
 

@@ -8,8 +8,7 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, IdMixin
-
-DEFAULT_TENANT = "default"
+from app.tenants.tables import DEFAULT_TENANT
 
 
 class ModelTable(IdMixin, Base):

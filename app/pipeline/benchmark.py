@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.compression.measure.metrics import Metrics
+from app.compression.measure.options import BenchmarkOptions, MeasureOptions
 from app.datasets import repository as datasets_repository
 from app.db import session_scope, utcnow
 from app.jobs import repository
@@ -19,6 +21,7 @@ from app.onnx_models.tables import ModelTable
 from app.pipeline import frame
 from app.pipeline.frame import StageError
 from app.pipeline.sandbox import run_in_child
+from app.pipeline.sandbox_protocol import BenchmarkRequest, BenchmarkResult
 from app.settings import Settings, get_settings
 from app.storage import Storage, get_storage
 
@@ -35,7 +38,7 @@ class BenchmarkInputs:
 def _inputs(job: JobTable) -> BenchmarkInputs:
     """Compress jobs measure their output against their input; benchmark jobs their model."""
     with session_scope() as session:
-        model = models_repository.get(session, job.tenant_id, job.model_id or "")
+        model = models_repository.get(session, job.model_id or "", tenant_id=job.tenant_id)
         if model is None:
             raise StageError("model_deleted", "the model to benchmark was deleted")
         if job.kind == JobKind.COMPRESS:
@@ -45,12 +48,14 @@ def _inputs(job: JobTable) -> BenchmarkInputs:
         else:
             subject, baseline = model, None
             if job.baseline_model_id:
-                baseline = models_repository.get(session, job.tenant_id, job.baseline_model_id)
+                baseline = models_repository.get(
+                    session, job.baseline_model_id, tenant_id=job.tenant_id
+                )
                 if baseline is None:
                     raise StageError("model_deleted", "the baseline model was deleted")
         eval_key = None
         if job.eval_dataset_id:
-            dataset = datasets_repository.get(session, job.tenant_id, job.eval_dataset_id)
+            dataset = datasets_repository.get(session, job.eval_dataset_id, tenant_id=job.tenant_id)
             if dataset is None:
                 raise StageError("dataset_deleted", "the evaluation dataset was deleted")
             eval_key = dataset.storage_key
@@ -60,9 +65,19 @@ def _inputs(job: JobTable) -> BenchmarkInputs:
         return BenchmarkInputs(subject=subject, baseline=baseline, eval_key=eval_key)
 
 
+def benchmark_options(stored: dict[str, Any], settings: Settings) -> BenchmarkOptions:
+    """The job's benchmark options; runs, warmup and threads it left out come from the settings."""
+    from_settings = {
+        "runs": settings.benchmark_runs,
+        "warmup": settings.benchmark_warmup,
+        "threads": settings.benchmark_threads,
+    }
+    return BenchmarkOptions.model_validate({**from_settings, **stored})
+
+
 def _measure(
     job: JobTable, inputs: BenchmarkInputs, storage: Storage, settings: Settings, workdir: Path
-) -> dict[str, Any]:
+) -> BenchmarkResult:
     subject = frame.fetch_model(
         storage, inputs.subject.storage_key, inputs.subject.packaging, workdir / "subject"
     )
@@ -75,42 +90,36 @@ def _measure(
         baseline = frame.fetch_model(
             storage, inputs.baseline.storage_key, inputs.baseline.packaging, workdir / "baseline"
         )
-    options = job.benchmark_options
-    request = {
-        "model": str(subject),
-        "baseline": str(baseline) if baseline else None,
-        "options": {
-            "input_shapes": job.input_shapes,
-            "runs": options.get("runs", settings.benchmark_runs),
-            "warmup": options.get("warmup", settings.benchmark_warmup),
-            "threads": options.get("threads", settings.benchmark_threads),
-            "time_budget_s": settings.benchmark_time_budget_s,
-            "default_dim": settings.default_symbolic_dim,
-            "eval_dataset_path": str(eval_path) if eval_path else None,
-            "provider": options.get("provider", "cpu"),
-            "graph_optimization_level": options.get("graph_optimization_level", "all"),
-            "batch_sizes": options.get("batch_sizes", []),
-        },
-    }
+    options = MeasureOptions(
+        **benchmark_options(job.benchmark_options, settings).model_dump(),
+        input_shapes=job.input_shapes,
+        time_budget_s=settings.benchmark_time_budget_s,
+        default_dim=settings.default_symbolic_dim,
+        eval_dataset_path=eval_path,
+    )
     # Timing and evaluation run the user's model in native code: in a child, under limits.
     return run_in_child(
-        "benchmark",
-        request,
+        BenchmarkRequest(model=subject, baseline=baseline, options=options),
         memory_limit_mb=settings.job_memory_limit_mb,
         timeout_s=settings.job_time_limit_s,
     )
 
 
 def _finish(
-    job: JobTable,
-    inputs: BenchmarkInputs,
-    storage: Storage,
-    metrics: dict[str, Any],
-    report_extra: dict[str, Any],
+    job: JobTable, inputs: BenchmarkInputs, storage: Storage, measured: BenchmarkResult
 ) -> None:
     output_id = inputs.subject.id if job.kind == JobKind.COMPRESS else None
+    metrics = measured.metrics.model_dump(mode="json", exclude_none=True)
+    report_extra: dict[str, Any] = {}
+    if isinstance(measured.metrics, Metrics):  # a pair: its per-tensor rows go to the report
+        report_extra = {
+            "weights": [row.model_dump(mode="json", exclude_none=True) for row in measured.weights],
+            "sensitivity": [
+                row.model_dump(mode="json", exclude_none=True) for row in measured.sensitivity
+            ],
+        }
     with session_scope() as session:
-        current = repository.get(session, job.id)
+        current = repository.get_for_worker(session, job.id)
         report = {**((current.report if current else None) or {}), **report_extra}
         done = repository.transition(
             session, job.id, JobStatus.RUNNING, JobStatus.SUCCEEDED,
@@ -144,4 +153,4 @@ def run_benchmark(
         with tempfile.TemporaryDirectory(prefix=f"bench-{job_id}-") as tmp:
             measured = _measure(job, inputs, storage, settings, Path(tmp))
         frame.progress(job_id, "record", 0.98)
-        _finish(job, inputs, storage, measured["metrics"], measured["report"])
+        _finish(job, inputs, storage, measured)

@@ -21,6 +21,7 @@ from app.onnx_models import service as models_service
 from app.pipeline import frame
 from app.pipeline.frame import BENCHMARK_HANDOFF, JobCanceled, StageError
 from app.pipeline.sandbox import run_in_child
+from app.pipeline.sandbox_protocol import PassRequest
 from app.settings import Settings, get_settings
 from app.storage import Storage, get_storage
 
@@ -39,11 +40,11 @@ def _inputs(job: JobTable) -> CompressInputs | None:
     with session_scope() as session:
         if models_repository.get_by_job(session, job.id) is not None:
             return None
-        model = models_repository.get(session, job.tenant_id, job.model_id or "")
+        model = models_repository.get(session, job.model_id or "", tenant_id=job.tenant_id)
         if model is None:
             raise StageError("model_deleted", "the input model was deleted")
         calibration = (
-            datasets_repository.get(session, job.tenant_id, job.calibration_dataset_id)
+            datasets_repository.get(session, job.calibration_dataset_id, tenant_id=job.tenant_id)
             if job.calibration_dataset_id
             else None
         )
@@ -76,18 +77,12 @@ def _run_passes(
         frame.progress(job.id, config.type, 0.7 * index / total)
         output = workdir / f"step-{index}-{config.type}.onnx"
         # Each pass runs native code on a user's file: in a child, under limits.
-        report = run_in_child(
-            "pass",
-            {
-                "config": config.model_dump(mode="json"),
-                "input": str(current),
-                "output": str(output),
-                "context": context.model_dump(mode="json"),
-            },
+        done = run_in_child(
+            PassRequest(config=config, input=current, output=output, context=context),
             memory_limit_mb=settings.job_memory_limit_mb,
             timeout_s=settings.job_time_limit_s,
         )
-        reports.append(report)
+        reports.append(done.report.model_dump(mode="json"))
         current = output
     return current, reports
 
@@ -113,10 +108,13 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
         warnings = [w for r in reports for w in r.get("warnings", [])]
         try:
             with session_scope() as session:
-                models_service.record_output(
-                    session, tenant_id=job.tenant_id, name=f"{inputs.model.name}-compressed",
+                file = models_service.ModelFile(
                     model_path=output, stored_path=stored, packaging=packaging,
-                    sha256=frame.sha256_of(stored), key=key, parent_id=inputs.model.id,
+                    sha256=frame.sha256_of(stored), key=key,
+                )  # fmt: skip
+                models_service.record_output(
+                    session, file, tenant_id=job.tenant_id,
+                    name=f"{inputs.model.name}-compressed", parent_id=inputs.model.id,
                     job_id=job.id,
                 )  # fmt: skip
                 if not repository.set_report(

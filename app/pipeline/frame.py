@@ -20,6 +20,7 @@ from app.compression.graph.analysis import InvalidModelError
 from app.db import session_scope, utcnow
 from app.jobs import repository
 from app.jobs.lifecycle import JobStatus
+from app.jobs.queue import BrokerError
 from app.jobs.tables import JobTable
 from app.settings import get_settings
 from app.storage import Storage, StorageError
@@ -74,7 +75,7 @@ def claim(job_id: str, *, handoff_stage: str | None = None) -> JobTable | None:
     """
     settings = get_settings()
     with session_scope() as session:
-        job = repository.get(session, job_id)
+        job = repository.get_for_worker(session, job_id)
         if job is None:
             log.warning("job %s does not exist; dropping its task", job_id)
             return None
@@ -176,8 +177,6 @@ def sha256_of(path: Path) -> str:
 @contextmanager
 def failures_end_the_job(job_id: str, *, final_attempt: bool, time_limit_s: int) -> Iterator[None]:
     """Turn whatever a stage raises into the job's outcome; transient errors retry first."""
-    from app.jobs.queue import BrokerError
-
     try:
         yield
     except JobCanceled:

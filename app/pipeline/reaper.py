@@ -60,9 +60,18 @@ def reap_lost_jobs(settings: Settings | None = None) -> dict[str, int]:
     return {"requeued": len(requeued), "failed": failed}
 
 
-def sweep_once(settings: Settings) -> None:
-    from app.jobs.service import sweep_outbox
+def sweep_outbox(min_age_s: float = 10.0) -> int:
+    """Send queued jobs that never reached the broker, or whose message the broker lost."""
+    now = utcnow()
+    resend_before = now - timedelta(seconds=get_settings().queued_resend_after_s)
+    with session_scope() as session:
+        pending = repository.list_unenqueued(
+            session, now - timedelta(seconds=min_age_s), resend_before
+        )
+    return sum(queue.enqueue(session_scope, job_id, kind) for job_id, kind in pending)
 
+
+def sweep_once(settings: Settings) -> None:
     try:
         reap_lost_jobs(settings)
         sweep_outbox(min_age_s=settings.reaper_interval_s)

@@ -6,30 +6,44 @@ worker process itself keeps serving the next job.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import overload
 
 from app.pipeline.frame import StageError
 from app.pipeline.sandbox_child import EXIT_OUT_OF_MEMORY
+from app.pipeline.sandbox_protocol import (
+    BenchmarkRequest,
+    BenchmarkResult,
+    PassRequest,
+    PassResult,
+    SandboxFailure,
+    sandbox_result,
+)
 
 log = logging.getLogger(__name__)
 
 
+@overload
 def run_in_child(
-    kind: str, request: dict[str, Any], *, memory_limit_mb: int | None, timeout_s: float
-) -> dict[str, Any]:
+    request: PassRequest, *, memory_limit_mb: int | None, timeout_s: float
+) -> PassResult: ...
+@overload
+def run_in_child(
+    request: BenchmarkRequest, *, memory_limit_mb: int | None, timeout_s: float
+) -> BenchmarkResult: ...
+def run_in_child(
+    request: PassRequest | BenchmarkRequest, *, memory_limit_mb: int | None, timeout_s: float
+) -> PassResult | BenchmarkResult:
     """The child's result; StageError with worker_crashed, out_of_memory or timeout otherwise."""
+    kind = request.kind
     with tempfile.TemporaryDirectory(prefix="modelpress-child-") as tmp:
         request_path, result_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
-        request_path.write_text(
-            json.dumps({**request, "kind": kind, "memory_limit_mb": memory_limit_mb})
-        )
+        request_path.write_text(request.model_dump_json())
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -37,6 +51,7 @@ def run_in_child(
                 "app.pipeline.sandbox_child",
                 str(request_path),
                 str(result_path),
+                str(memory_limit_mb or 0),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -59,10 +74,12 @@ def run_in_child(
             raise _crash_error(kind, proc.returncode, tail, memory_limit_mb)
         if not result_path.exists():
             raise StageError("worker_crashed", f"the {kind} exited without a result: {tail}")
-        result: dict[str, Any] = json.loads(result_path.read_text())
-    if "error" in result:
-        raise StageError(result["error"]["code"], result["error"]["message"])
-    return dict(result["ok"])
+        result = sandbox_result.validate_json(result_path.read_bytes())
+    if isinstance(result, SandboxFailure):
+        raise StageError(result.code, result.message)
+    if result.kind != kind:
+        raise StageError("worker_crashed", f"the {kind} answered with a {result.kind} result")
+    return result
 
 
 def _crash_error(kind: str, returncode: int, tail: str, memory_limit_mb: int | None) -> StageError:

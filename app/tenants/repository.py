@@ -1,4 +1,8 @@
-"""All SQL on tenants and API keys."""
+"""All SQL on tenants and API keys; `tenant_id` is keyword-only, as in every repository.
+
+Keys are found by digest or revoked by id across tenants: that is `modelpress admin`'s and the
+authentication's work, which runs before any tenant is known.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ def add_tenant(session: Session, tenant: TenantTable) -> TenantTable:
     return tenant
 
 
-def get_tenant(session: Session, tenant_id: str) -> TenantTable | None:
+def get_tenant(session: Session, *, tenant_id: str) -> TenantTable | None:
     return session.get(TenantTable, tenant_id)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.errors import NotFoundError, UnauthorizedError
+from app.errors import NotFoundProblem, UnauthorizedProblem
 from app.tenants import repository
 from app.tenants.tables import ApiKeyTable, TenantTable
 
@@ -32,10 +32,10 @@ def create_tenant(session: Session, name: str) -> TenantTable:
     return repository.add_tenant(session, TenantTable(name=name))
 
 
-def create_key(session: Session, tenant_id: str, name: str = "default") -> IssuedKey:
+def create_key(session: Session, *, tenant_id: str, name: str = "default") -> IssuedKey:
     """Issue a random key for a tenant; the secret is returned once and never stored."""
-    if repository.get_tenant(session, tenant_id) is None:
-        raise NotFoundError(f"no tenant with id {tenant_id!r}")
+    if repository.get_tenant(session, tenant_id=tenant_id) is None:
+        raise NotFoundProblem(f"no tenant with id {tenant_id!r}")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     row = repository.add_key(
         session,
@@ -47,14 +47,14 @@ def create_key(session: Session, tenant_id: str, name: str = "default") -> Issue
 def revoke_key(session: Session, key_id: str) -> None:
     """Revoke a key at once; requests with it get 401 from then on."""
     if not repository.revoke_key(session, key_id, utcnow()):
-        raise NotFoundError(f"no active key with id {key_id!r}")
+        raise NotFoundProblem(f"no active key with id {key_id!r}")
 
 
 def tenant_for_key(session: Session, secret: str | None) -> str:
-    """The tenant an API key belongs to, or UnauthorizedError."""
+    """The tenant an API key belongs to, or UnauthorizedProblem."""
     if not secret:
-        raise UnauthorizedError("send an API key as 'Authorization: Bearer <key>'")
+        raise UnauthorizedProblem("send an API key as 'Authorization: Bearer <key>'")
     key = repository.active_key_by_hash(session, _digest(secret.strip()))
     if key is None:
-        raise UnauthorizedError("the API key is unknown or revoked")
+        raise UnauthorizedProblem("the API key is unknown or revoked")
     return key.tenant_id

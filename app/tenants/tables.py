@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, IdMixin
 
+# The tenant of rows made before tenants existed, and of every request while API keys are off.
+DEFAULT_TENANT = "default"
+
 
 class TenantTable(IdMixin, Base):
     __tablename__ = "tenants"

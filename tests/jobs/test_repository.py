@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.jobs import repository
 from app.jobs.lifecycle import IllegalTransitionError, JobStatus
+from app.pagination import PageRequest
 from tests.factories import add_job, add_model
 
 
@@ -63,7 +64,9 @@ def test_pages_cover_every_job_once_newest_first(db_session: Session) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        page = repository.list_page(db_session, "paging", limit=2, cursor=cursor)
+        page = repository.list_page(
+            db_session, PageRequest(limit=2, cursor=cursor), tenant_id="paging"
+        )
         seen += [job.id for job in page.items]
         if page.next_cursor is None:
             break

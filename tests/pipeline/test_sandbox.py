@@ -1,26 +1,51 @@
-"""Passes run in a child process: a crash, a memory hog or a hang fails one job, clearly."""
+"""Passes and benchmarks run in a child process: a crash, a memory hog or a hang fails one job,
+clearly; what works comes back as typed results."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from pydantic import ConfigDict
 
+from app.compression.measure.metrics import Metrics, ModelMetrics
+from app.compression.measure.options import MeasureOptions
+from app.compression.passes.base import PassConfig, PassContext
 from app.pipeline.frame import StageError
 from app.pipeline.sandbox import run_in_child
+from app.pipeline.sandbox_protocol import BenchmarkRequest, PassRequest
 from tests.builders import build_mlp
+
+FAST = {"runs": 3, "warmup": 1, "threads": 1, "time_budget_s": 2.0, "measure_memory": False}
+
+
+class ChildOnlyConfig(PassConfig):
+    """A config of a pass only the child registers (tests.fault_passes): its fields ride along."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 @pytest.fixture
-def request_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def source(tmp_path: Path) -> Path:
+    return build_mlp(tmp_path / "in.onnx", sizes=(8, 16, 4))
+
+
+@pytest.fixture
+def request_for(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., PassRequest]:
     monkeypatch.setenv(
         "MODELPRESS_EXTRA_PASS_MODULES", "tests.fault_passes"
     )  # read by the child only
-    source = build_mlp(tmp_path / "in.onnx", sizes=(8, 16, 4))
 
-    def make(config: dict) -> dict:
-        return {"config": config, "input": str(source), "output": str(tmp_path / "out.onnx"),
-                "context": {}}  # fmt: skip
+    def make(**config: Any) -> PassRequest:
+        return PassRequest(
+            config=ChildOnlyConfig(**config), input=source, output=tmp_path / "out.onnx",
+            context=PassContext(),
+        )  # fmt: skip
 
     return make
 
@@ -39,33 +64,63 @@ def request_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignor
     ids=["segfault", "unbounded-allocation", "hang"],
 )
 def test_a_misbehaving_pass_becomes_a_coded_failure(
-    request_for,
-    config: dict,
-    limits: dict,
-    code: str,  # type: ignore[no-untyped-def]
+    request_for: Callable[..., PassRequest], config: dict, limits: dict, code: str
 ) -> None:
     with pytest.raises(StageError) as failure:
-        run_in_child("pass", request_for(config), **limits)
+        run_in_child(request_for(**config), **limits)
 
     assert failure.value.code == code
 
 
-def test_a_pass_that_works_returns_its_report(request_for) -> None:  # type: ignore[no-untyped-def]
-    report = run_in_child(
-        "pass",
-        request_for({"type": "test_sleep", "seconds": 0}),
-        memory_limit_mb=2048,
-        timeout_s=60,
+def test_a_pass_that_works_returns_its_report(request_for: Callable[..., PassRequest]) -> None:
+    result = run_in_child(
+        request_for(type="test_sleep", seconds=0), memory_limit_mb=2048, timeout_s=60
     )
 
-    assert report["type"] == "test_sleep"
+    assert result.report.type == "test_sleep"
 
 
-def test_a_pass_error_in_the_child_keeps_its_code(request_for) -> None:  # type: ignore[no-untyped-def]
+def test_a_pass_error_in_the_child_keeps_its_code(
+    request_for: Callable[..., PassRequest],
+) -> None:
     with pytest.raises(StageError) as failure:
         run_in_child(
-            "pass", request_for({"type": "quantize_dynamic", "op_types": ["Conv"]}),
+            request_for(type="quantize_dynamic", op_types=["Conv"]),
             memory_limit_mb=2048, timeout_s=60,
         )  # fmt: skip
 
     assert failure.value.code == "nothing_to_quantize"
+
+
+def test_a_benchmark_of_a_pair_returns_metrics_and_report_rows(tmp_path: Path) -> None:
+    original = build_mlp(tmp_path / "mlp.onnx", sizes=(64, 128, 64))
+    int8 = tmp_path / "int8.onnx"
+    quantize_dynamic(original, int8, weight_type=QuantType.QInt8)
+    request = BenchmarkRequest(model=int8, baseline=original, options=MeasureOptions(**FAST))
+
+    result = run_in_child(request, memory_limit_mb=4096, timeout_s=120)
+
+    assert isinstance(result.metrics, Metrics)
+    assert result.metrics.compression_ratio > 1 and result.metrics.original.runs == 3
+    assert result.metrics.quantization_error is not None
+    assert result.metrics.quantization_error.tensors == len(result.weights) > 0
+    assert result.sensitivity and all(row.node for row in result.sensitivity)
+
+
+def test_a_benchmark_of_one_model_returns_its_block(source: Path) -> None:
+    request = BenchmarkRequest(model=source, options=MeasureOptions(**FAST))
+
+    result = run_in_child(request, memory_limit_mb=4096, timeout_s=120)
+
+    assert isinstance(result.metrics, ModelMetrics)
+    assert result.metrics.latency_ms.p50 > 0 and result.metrics.host is not None
+    assert result.weights == [] and result.sensitivity == []
+
+
+def test_a_missing_provider_is_a_coded_failure(source: Path) -> None:
+    request = BenchmarkRequest(model=source, options=MeasureOptions(**FAST, provider="tensorrt"))
+
+    with pytest.raises(StageError) as failure:
+        run_in_child(request, memory_limit_mb=4096, timeout_s=120)
+
+    assert failure.value.code == "provider_unavailable"

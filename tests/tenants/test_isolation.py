@@ -7,9 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.onnx_models import repository as models_repository
 from app.tenants import service
+from app.tenants.tables import DEFAULT_TENANT, ApiKeyTable
 from tests.builders import build_mlp
 from tests.conftest import issue_key
 from tests.factories import add_job
@@ -25,9 +28,8 @@ def owned(api: Any, db_session: Session, tmp_path: Any) -> dict[str, str]:
     buffer = io.BytesIO()
     np.savez(buffer, input=np.zeros((2, 8), np.float32))
     dataset = api.post("/v1/datasets", files={"file": ("d.npz", buffer.getvalue())}).json()
-    from app.onnx_models import repository
-
-    job = add_job(db_session, repository.get(db_session, "default", model["id"]))  # type: ignore[arg-type]
+    stored = models_repository.get(db_session, model["id"], tenant_id=DEFAULT_TENANT)
+    job = add_job(db_session, stored)  # type: ignore[arg-type]
     return {"model": model["id"], "dataset": dataset["id"], "job": job.id}
 
 
@@ -61,7 +63,7 @@ def test_another_tenant_gets_404_everywhere(
 
 
 def test_requests_without_a_valid_key_are_401(api: Any, db_session: Session) -> None:
-    revoked = service.create_key(db_session, "default")
+    revoked = service.create_key(db_session, tenant_id=DEFAULT_TENANT)
     service.revoke_key(db_session, revoked.id)
 
     bad = ["", "Bearer nope", f"Bearer {revoked.secret}", "Basic eDp5"]
@@ -79,10 +81,6 @@ def test_service_endpoints_need_no_key(api: Any) -> None:
 
 
 def test_keys_are_stored_only_as_digests(db_session: Session) -> None:
-    from sqlalchemy import select
-
-    from app.tenants.tables import ApiKeyTable
-
     secret = issue_key(db_session, "digest-check")
 
     stored = db_session.scalars(select(ApiKeyTable.key_hash)).all()

@@ -10,6 +10,8 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from app.compression.graph.analysis import external_data_files, load_proto
+
 MAX_ENTRIES = 1000
 MAX_RATIO = 200  # inflated / compressed; weights rarely compress past 10x
 CHUNK = 1024 * 1024
@@ -69,8 +71,6 @@ def extract_model_archive(archive_path: Path, dest: Path, max_total_bytes: int) 
 
 def model_files(model_path: Path) -> list[Path]:
     """The model file and every external-data file it references (relative to its folder)."""
-    from app.compression.graph.analysis import external_data_files, load_proto
-
     return [model_path, *external_data_files(load_proto(model_path), model_path.parent)]
 
 

@@ -4,12 +4,12 @@ and nothing handed back that onnxruntime cannot load."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import onnx
+from onnx import ModelProto
 
 from app.compression.errors import PassError
-
-if TYPE_CHECKING:
-    from onnx import ModelProto
+from app.compression.graph.analysis import iter_weight_tensors, load_proto, model_size_bytes
 
 # Above 1.8 GiB a model may not fit in one 2 GiB protobuf: its weights go to a side file.
 EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)
@@ -17,28 +17,27 @@ EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)
 
 def exceeds_protobuf_limit(path: Path, proto: ModelProto | None = None) -> bool:
     """Whether a model this size must be written with external data."""
-    from app.compression.graph.analysis import model_size_bytes
-
     return model_size_bytes(path, proto) > EXTERNAL_DATA_THRESHOLD
 
 
-def load_model(path: Path) -> tuple[ModelProto, bool]:
-    """The model with its weights in memory, and whether to write it back with external data."""
-    import onnx
-
-    from app.compression.graph.analysis import iter_weight_tensors, load_proto
-
-    proto = load_proto(path)
-    uses_external = any(
+def writes_external_data(path: Path, proto: ModelProto, keep_external: bool = True) -> bool:
+    """Whether a pass writes the model at path back with external data: past the protobuf
+    limit, and with keep_external also whenever it has external data now."""
+    if keep_external and any(
         onnx.external_data_helper.uses_external_data(t) for t in iter_weight_tensors(proto)
-    )
-    return onnx.load(str(path)), uses_external or exceeds_protobuf_limit(path, proto)
+    ):
+        return True
+    return exceeds_protobuf_limit(path, proto)
+
+
+def load_model(path: Path, *, keep_external: bool = True) -> tuple[ModelProto, bool]:
+    """The model with its weights in memory, and whether to write it back with external data."""
+    external = writes_external_data(path, load_proto(path), keep_external)
+    return onnx.load(str(path)), external
 
 
 def save_model(model: ModelProto, path: Path, big: bool, infer_shapes: bool = False) -> None:
     """Write the model (weights to `<name>.data` when big), optionally re-inferring shapes."""
-    import onnx
-
     path.with_name(f"{path.name}.data").unlink(missing_ok=True)
     onnx.save_model(
         model,
@@ -58,8 +57,14 @@ def remove_model(path: Path) -> None:
     path.with_name(f"{path.name}.data").unlink(missing_ok=True)
 
 
+def check_graph(path: Path) -> None:
+    """Have onnx's checker read the model file (it raises on an invalid graph)."""
+    onnx.checker.check_model(str(path))
+
+
 def ort_load_error(path: Path) -> str | None:
     """Why onnxruntime's CPU provider cannot load the model at path, or None if it can."""
+    # onnxruntime stays out of the API process, which imports this module.
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -72,11 +77,14 @@ def ort_load_error(path: Path) -> str | None:
     return None
 
 
+def unloadable(what: str, problem: str) -> PassError:
+    """The invalid_output error for a `what` model onnxruntime cannot load."""
+    return PassError("invalid_output", f"onnxruntime cannot load the {what} model: {problem}")
+
+
 def require_loadable(path: Path, what: str, hint: str = "") -> None:
     """Raise invalid_output (and delete the file) unless onnxruntime loads the model."""
     problem = ort_load_error(path)
     if problem is not None:
         remove_model(path)
-        raise PassError(
-            "invalid_output", f"onnxruntime cannot load the {what} model: {problem}{hint}"
-        )
+        raise unloadable(what, problem + hint)

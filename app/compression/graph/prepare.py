@@ -6,10 +6,11 @@ import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from onnx import GraphProto, ModelProto, NodeProto
+import onnx
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, helper, version_converter
+
+from app.compression.graph.analysis import iter_graphs
 
 # QuantizeLinear/DequantizeLinear gained the per-channel `axis` attribute in opset 13.
 PER_CHANNEL_MIN_OPSET = 13
@@ -35,10 +36,6 @@ def default_opset(model: ModelProto) -> int:
 
 def fold_constant_weights(model: ModelProto) -> int:
     """Turn tensor-valued Constant nodes into initializers of their graph; returns the count."""
-    from onnx import AttributeProto
-
-    from app.compression.graph.analysis import iter_graphs
-
     folded = 0
     for graph in iter_graphs(model.graph):
         # An initializer cannot be a graph output of its own graph in every runtime: keep those.
@@ -82,9 +79,6 @@ def drop_initializer_inputs(model: ModelProto) -> int:
 
 def upgrade_opset(model: ModelProto, target: int) -> ModelProto:
     """The model converted to opset `target` by onnx's version converter (raises on failure)."""
-    import onnx
-    from onnx import helper, version_converter
-
     converted = version_converter.convert_version(model, target)
     domains = [helper.make_opsetid(o.domain, o.version) for o in converted.opset_import]
     converted.ir_version = max(converted.ir_version, helper.find_min_ir_version_for(domains))
@@ -94,8 +88,6 @@ def upgrade_opset(model: ModelProto, target: int) -> ModelProto:
 
 def name_unnamed_nodes(model: ModelProto) -> None:
     """Give every node of every graph a unique name (ORT's tools match nodes by name)."""
-    from app.compression.graph.analysis import iter_graphs
-
     graphs = list(iter_graphs(model.graph))
     taken = {n.name for g in graphs for n in g.node}
     counter = 0
@@ -110,8 +102,6 @@ def name_unnamed_nodes(model: ModelProto) -> None:
 
 def subgraph_weight_nodes(model: ModelProto, op_types: tuple[str, ...] = WEIGHT_OPS) -> list[str]:
     """Names (or op types) of nodes inside If/Loop/Scan subgraphs that read a constant weight."""
-    from app.compression.graph.analysis import iter_graphs
-
     graphs = list(iter_graphs(model.graph))
     constants = {t.name for g in graphs for t in g.initializer} | {
         n.output[0] for g in graphs for n in g.node if n.op_type == "Constant"
@@ -126,8 +116,6 @@ def subgraph_weight_nodes(model: ModelProto, op_types: tuple[str, ...] = WEIGHT_
 
 def subgraph_op_counts(model: ModelProto) -> dict[str, int]:
     """Nodes per op type inside subgraphs only."""
-    from app.compression.graph.analysis import iter_graphs
-
     counts: Counter[str] = Counter()
     for graph in list(iter_graphs(model.graph))[1:]:
         counts.update(node.op_type for node in graph.node)
@@ -160,10 +148,6 @@ def prepare_model(
 
 def consumed_names(node: NodeProto) -> list[str]:
     """Inputs of the node plus the outer-scope values its subgraphs read."""
-    from onnx import AttributeProto
-
-    from app.compression.graph.analysis import iter_graphs
-
     names = list(node.input)
     for attr in node.attribute:
         subgraphs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
@@ -202,16 +186,12 @@ def topological_sort(graph: GraphProto) -> None:
 
 def sort_all_graphs(model: ModelProto) -> None:
     """Topologically sort the main graph and every subgraph (ORT's tools append nodes last)."""
-    from app.compression.graph.analysis import iter_graphs
-
     for graph in list(iter_graphs(model.graph)):
         topological_sort(graph)
 
 
 def resave_sorted(path: Path, external_data: bool) -> None:
     """Rewrite the model at path with every graph topologically sorted."""
-    import onnx
-
     model = onnx.load(str(path))
     sort_all_graphs(model)
     onnx.save_model(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from app.compression.graph.analysis import (
 )
 from app.compression.graph.inputs import resolve_input_shapes, synthetic_inputs
 from app.compression.measure import fidelity
+from app.compression.measure.comparison import compare_pair
+from app.compression.measure.flops import count_flops
 from app.compression.measure.latency import (
     cpu_name,
     host_info,
@@ -26,40 +28,18 @@ from app.compression.measure.latency import (
     throughput_per_s,
     timed_runs,
 )
+from app.compression.measure.memory import MemoryMeasurementError, measure_peak_rss
+from app.compression.measure.metrics import ModelMetrics, PairMeasurement
+from app.compression.measure.options import MeasureOptions
 
-__all__ = ["benchmark_pair", "benchmark_single", "cpu_name", "latency_stats"]
-
-
-@dataclass
-class _Options:
-    input_shapes: dict[str, list[int]] | None
-    runs: int
-    warmup: int
-    threads: int
-    time_budget_s: float
-    default_dim: int
-    seed: int
-    fidelity_samples: int
-    eval_dataset_path: Path | None
-    batch_sizes: list[int]
-    measure_memory: bool
-    provider: str
-    graph_optimization_level: str
-
-    @classmethod
-    def of(cls, arguments: dict[str, Any]) -> _Options:
-        """The options among a public function's arguments (both entry points share them)."""
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in arguments.items() if k in names}
-        values["batch_sizes"] = list(values.get("batch_sizes") or [])
-        return cls(**values)
+__all__ = ["MeasureOptions", "benchmark_pair", "benchmark_single", "cpu_name", "latency_stats"]
 
 
 @dataclass
 class _Run:
     """What timing both models produced, for the comparison and the per-model blocks."""
 
-    blocks: list[dict[str, Any]]
+    blocks: list[ModelMetrics]
     sessions: list[Any]
     dtypes: list[dict[str, str]]
     specs: list[TensorSpec]
@@ -67,37 +47,24 @@ class _Run:
     warnings: list[str] = field(default_factory=list)
 
 
-def _check(o: _Options) -> None:
-    if o.runs < 1 or o.threads < 1:
-        raise ValueError("runs and threads must be >= 1")
-    if o.warmup < 0 or o.time_budget_s < 0 or o.fidelity_samples < 0:
-        raise ValueError("warmup, time_budget_s and fidelity_samples must be >= 0")
-    if any(b < 1 for b in o.batch_sizes):
-        raise ValueError(f"batch sizes must be >= 1, got {o.batch_sizes}")
-
-
-def _static(path: Path, shapes: dict[str, list[int]], default_dim: int) -> tuple[dict, list[str]]:
-    from app.compression.measure.flops import count_flops
-
+def _static(
+    path: Path, shapes: dict[str, list[int]], default_dim: int
+) -> tuple[dict[str, int], list[str]]:
+    """size_bytes, param_count and flops (MACs, as the contract's "flops" means) of one file."""
     model = load_proto(path)
-    block: dict[str, Any] = {
-        "size_bytes": model_size_bytes(path, model),
-        "param_count": param_count(model),
-    }
+    sizes = {"size_bytes": model_size_bytes(path, model), "param_count": param_count(model)}
     flops = count_flops(model, shapes, default_dim)
     if "total_macs" in flops:
-        block["flops"] = flops["total_macs"]  # MACs, as the contract's "flops" means
-        return block, []
-    return block, [f"{path.name}: flops left out, shapes unknown at {flops['unresolved'][:5]}"]
+        return {**sizes, "flops": flops["total_macs"]}, []
+    return sizes, [f"{path.name}: flops left out, shapes unknown at {flops['unresolved'][:5]}"]
 
 
 def _with_batch(shapes: dict[str, list[int]], batch: int) -> dict[str, list[int]]:
     return {name: [batch, *shape[1:]] for name, shape in shapes.items()}
 
 
-def _measure(paths: list[Path], o: _Options) -> _Run:
+def _measure(paths: list[Path], o: MeasureOptions) -> _Run:
     """Load, time interleaved, throughput per batch size and peak memory of each model."""
-    _check(o)
     providers = resolve_providers(o.provider)
     specs = [graph_inputs(load_proto(p)) for p in paths]
     if any({s.name for s in side} != {s.name for s in specs[0]} for side in specs):
@@ -135,14 +102,18 @@ def _measure(paths: list[Path], o: _Options) -> _Run:
     batch = next(iter(shapes.values()))[0] if dynamic else 1
     blocks = []
     for path, (_, load_ms), ms in zip(paths, opened, times, strict=True):
-        block, notes = _static(path, shapes, o.default_dim)
+        sizes, notes = _static(path, shapes, o.default_dim)
         stats = latency_stats(ms)
-        block.update(latency_ms=stats, runs=len(ms), load_ms=load_ms)
-        if (per_s := throughput_per_s(batch, stats)) is not None:
-            block["throughput_per_s"] = per_s
-        if dynamic:
-            block["batch_size"] = batch
-        blocks.append(block)
+        blocks.append(
+            ModelMetrics(
+                **sizes,
+                latency_ms=stats,
+                runs=len(ms),
+                load_ms=load_ms,
+                throughput_per_s=throughput_per_s(batch, stats),
+                batch_size=batch if dynamic else None,
+            )
+        )
         warnings += notes
     for size in batches:
         sized = synthetic_inputs(specs[0], _with_batch(shapes, size), samples=1, seed=o.seed + 2)[0]
@@ -152,17 +123,19 @@ def _measure(paths: list[Path], o: _Options) -> _Run:
         for block, ms in zip(blocks, sized_times, strict=True):
             per_s = throughput_per_s(size, latency_stats(ms))
             if per_s is not None:
-                block.setdefault("throughput_by_batch", {})[str(size)] = per_s
+                block.throughput_by_batch = {**(block.throughput_by_batch or {}), str(size): per_s}
     if o.measure_memory:
         warnings += _memory(paths, feeds, blocks, providers, o)
     return _Run(blocks, sessions, dtypes, specs[0], shapes, warnings)
 
 
 def _memory(
-    paths: list[Path], feeds: list[dict], blocks: list[dict], providers: list[str], o: _Options
+    paths: list[Path],
+    feeds: list[dict[str, np.ndarray]],
+    blocks: list[ModelMetrics],
+    providers: list[str],
+    o: MeasureOptions,
 ) -> list[str]:
-    from app.compression.measure.memory import MemoryMeasurementError, measure_peak_rss
-
     warnings = []
     for path, feed, block in zip(paths, feeds, blocks, strict=True):
         try:
@@ -176,36 +149,18 @@ def _memory(
         except MemoryMeasurementError as exc:
             warnings.append(f"{path.name}: peak memory not measured ({exc})")
             continue
-        block["peak_rss_mb"] = rss["peak_rss_mb"]
-        if "rss_before_load_mb" in rss:
-            block["rss_before_load_mb"] = rss["rss_before_load_mb"]
+        block.peak_rss_mb, block.rss_before_load_mb = rss.peak_rss_mb, rss.rss_before_load_mb
     return warnings
 
 
-def benchmark_single(
-    model_path: Path,
-    *,
-    input_shapes: dict[str, list[int]] | None,
-    runs: int,
-    warmup: int,
-    threads: int,
-    time_budget_s: float,
-    default_dim: int = 1,
-    seed: int = 0,
-    fidelity_samples: int = 8,
-    eval_dataset_path: Path | None = None,
-    batch_sizes: list[int] | None = None,
-    measure_memory: bool = True,
-    provider: str = "CPUExecutionProvider",
-    graph_optimization_level: str = "all",
-) -> dict[str, Any]:
+def benchmark_single(model_path: Path, options: MeasureOptions) -> ModelMetrics:
     """One model's block (latency, throughput, memory, size, flops), accuracy with labels, host."""
-    o = _Options.of(locals())
-    run = _measure([Path(model_path)], o)
-    result: dict[str, Any] = dict(run.blocks[0])
+    run = _measure([Path(model_path)], options)
+    result = run.blocks[0]
     samples, labels, _ = fidelity.evaluation_samples(
-        run.specs, run.shapes, o.eval_dataset_path, synthetic=o.fidelity_samples, seed=o.seed
-    )
+        run.specs, run.shapes, options.eval_dataset_path, synthetic=options.fidelity_samples,
+        seed=options.seed,
+    )  # fmt: skip
     outputs = fidelity.run_outputs(run.sessions[0], samples, run.dtypes[0])
     if any(
         not np.isfinite(a).all()
@@ -218,50 +173,19 @@ def benchmark_single(
         metrics, notes = fidelity.task_metrics(outputs, labels)
         run.warnings += notes
         if metrics:
-            result["accuracy"] = fidelity.single_accuracy(metrics, len(samples))
-    result["host"] = host_info(run.sessions, threads)
-    if run.warnings:
-        result["warnings"] = run.warnings
+            result.accuracy = fidelity.single_accuracy(metrics, len(samples))
+    result.host = host_info(run.sessions, options.threads)
+    result.warnings = run.warnings or None
     return result
 
 
 def benchmark_pair(
-    original_path: Path,
-    compressed_path: Path,
-    *,
-    input_shapes: dict[str, list[int]] | None,
-    runs: int,
-    warmup: int,
-    threads: int,
-    time_budget_s: float,
-    default_dim: int = 1,
-    seed: int = 0,
-    fidelity_samples: int = 8,
-    eval_dataset_path: Path | None = None,
-    batch_sizes: list[int] | None = None,
-    measure_memory: bool = True,
-    provider: str = "CPUExecutionProvider",
-    graph_optimization_level: str = "all",
-) -> dict[str, Any]:
-    """Both models measured in one process, interleaved; returns the job's metrics block."""
-    from app.compression.measure.comparison import compare_pair
-
-    o = _Options.of(locals())
+    original_path: Path, compressed_path: Path, options: MeasureOptions
+) -> PairMeasurement:
+    """Both models measured in one process, interleaved: the job's metrics and weight rows."""
     paths = [Path(original_path), Path(compressed_path)]
-    run = _measure(paths, o)
-    metrics = compare_pair(
-        paths,
-        run.blocks,
-        run.sessions,
-        run.dtypes,
-        run.specs,
-        run.shapes,
-        eval_dataset_path=o.eval_dataset_path,
-        fidelity_samples=o.fidelity_samples,
-        seed=o.seed,
-    )
-    metrics["host"] = host_info(run.sessions, threads)
-    warnings = run.warnings + metrics.pop("warnings", [])
-    if warnings:
-        metrics["warnings"] = warnings
-    return metrics
+    run = _measure(paths, options)
+    return compare_pair(
+        paths, run.blocks, run.sessions, run.dtypes, run.specs, run.shapes,
+        options=options, host=host_info(run.sessions, options.threads), warnings=run.warnings,
+    )  # fmt: skip

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from app.compression.graph.analysis import TensorSpec
 from app.compression.graph.inputs import synthetic_inputs
 from app.compression.graph.npz import check_fits_model, inspect_dataset, load_labels, load_samples
+from app.compression.measure.metrics import Accuracy, Fidelity, MetricChange, ModelAccuracy
 from app.compression.measure.metrics_math import (
     ErrorAccumulator,
     mae,
@@ -19,6 +20,7 @@ from app.compression.measure.metrics_math import (
 )
 
 Outputs = dict[str, list[np.ndarray]]  # output name -> one array per evaluation sample
+InputSource = Literal["dataset", "synthetic"]
 
 
 def evaluation_samples(
@@ -28,7 +30,7 @@ def evaluation_samples(
     *,
     synthetic: int,
     seed: int,
-) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, str]:
+) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, InputSource]:
     """(feeds, labels or None, "dataset" | "synthetic"): every dataset sample, one per feed."""
     if dataset_path is None:
         return synthetic_inputs(inputs, shapes, samples=synthetic, seed=seed), None, "synthetic"
@@ -64,7 +66,9 @@ def classifier_output(outputs: Outputs) -> str | None:
     return None
 
 
-def compare_outputs(reference: Outputs, test: Outputs) -> tuple[dict[str, Any], list[str]]:
+def compare_outputs(
+    reference: Outputs, test: Outputs, inputs: InputSource
+) -> tuple[Fidelity | None, list[str]]:
     """Abs error, cosine similarity and SQNR over all outputs; top-1 agreement for classifiers."""
     acc = ErrorAccumulator()
     # Sequence/map outputs (e.g. a ZipMap of class probabilities) have no elementwise error.
@@ -72,23 +76,23 @@ def compare_outputs(reference: Outputs, test: Outputs) -> tuple[dict[str, Any], 
         n: arrays for n, arrays in reference.items() if all(a.dtype.kind in "biuf" for a in arrays)
     }
     if not numeric:
-        return {}, ["no numeric outputs to compare"]
+        return None, ["no numeric outputs to compare"]
     for name, ref_arrays in numeric.items():
         for i, (a, b) in enumerate(zip(ref_arrays, test[name], strict=True)):
             if a.shape != b.shape:
-                return {}, [f"output {name!r} of sample {i} changed shape: {a.shape} -> {b.shape}"]
+                return None, [
+                    f"output {name!r} of sample {i} changed shape: {a.shape} -> {b.shape}"
+                ]
             acc.add(a, b)
-    result: dict[str, Any] = acc.result()
     samples = len(next(iter(reference.values()), []))
-    result["samples"] = samples
+    result = Fidelity(**dict(acc.result()), samples=samples, inputs=inputs)
     warnings = []
     scores = classifier_output(reference)
     if scores is not None and classifier_output({scores: test[scores]}) is not None:
         stacked = [np.concatenate(side[scores]) for side in (reference, test)]
-        result["top1_agreement"] = top1_agreement(*stacked)
+        result.top1_agreement = top1_agreement(*stacked)
     if acc.nonfinite_mismatches:
-        result["nonfinite_mismatches"] = acc.nonfinite_mismatches
-        count = acc.nonfinite_mismatches
+        result.nonfinite_mismatches = count = acc.nonfinite_mismatches
         warnings.append(f"compressed model gives {count} inf/nan values the original does not")
     return result, warnings
 
@@ -119,28 +123,34 @@ def task_metrics(outputs: Outputs, labels: np.ndarray) -> tuple[dict[str, float]
 
 def accuracy_block(
     original: dict[str, float], compressed: dict[str, float], samples: int
-) -> dict[str, Any]:
-    """{"metric", "original", "compressed", "delta" (compressed - original)} + the others nested."""
+) -> Accuracy:
+    """The primary metric of both with its delta (compressed - original), the others nested."""
     primary = "top1" if "top1" in original else "mse"
-    block: dict[str, Any] = {
-        "metric": primary,
-        "original": original[primary],
-        "compressed": compressed[primary],
-        "delta": compressed[primary] - original[primary],
-        "samples": samples,
-    }
-    for name in original:
-        if name != primary:
-            block[name] = {
-                "original": original[name],
-                "compressed": compressed[name],
-                "delta": compressed[name] - original[name],
-            }
-    return block
+
+    def change(name: str) -> MetricChange | None:
+        if name not in original:
+            return None
+        before, after = original[name], compressed[name]
+        return MetricChange(original=before, compressed=after, delta=after - before)
+
+    return Accuracy(
+        metric=primary,
+        original=original[primary],
+        compressed=compressed[primary],
+        delta=compressed[primary] - original[primary],
+        samples=samples,
+        top5=change("top5"),
+        mae=change("mae"),
+    )
 
 
-def single_accuracy(metrics: dict[str, float], samples: int) -> dict[str, Any]:
-    """{"metric", "value", "samples"} + the other metrics of one model."""
+def single_accuracy(metrics: dict[str, float], samples: int) -> ModelAccuracy:
+    """The primary metric of one model and its others (top5, or mae)."""
     primary = "top1" if "top1" in metrics else "mse"
-    others = {k: v for k, v in metrics.items() if k != primary}
-    return {"metric": primary, "value": metrics[primary], "samples": samples, **others}
+    return ModelAccuracy(
+        metric=primary,
+        value=metrics[primary],
+        samples=samples,
+        top5=metrics.get("top5"),
+        mae=metrics.get("mae"),
+    )

@@ -10,6 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
+
+from app.compression.measure.metrics import Host, LatencyStats
+
+try:
+    import cpuinfo  # optional: a nicer CPU name than /proc/cpuinfo gives
+except ImportError:
+    cpuinfo = None
 
 OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -31,7 +39,7 @@ _FALLBACKS = {
 }
 
 
-def latency_stats(samples_ms: list[float]) -> dict[str, float]:
+def latency_stats(samples_ms: list[float]) -> LatencyStats:
     """p50/p90/p99 (linear interpolation), mean, sample std (n-1) and cv = std / mean."""
     if not samples_ms:
         raise ValueError("latency_stats needs at least one sample")
@@ -39,20 +47,12 @@ def latency_stats(samples_ms: list[float]) -> dict[str, float]:
     mean = float(data.mean())
     std = float(data.std(ddof=1)) if data.size > 1 else 0.0
     p50, p90, p99 = (float(v) for v in np.percentile(data, [50, 90, 99]))
-    return {
-        "p50": p50,
-        "p90": p90,
-        "p99": p99,
-        "mean": mean,
-        "std": std,
-        "cv": std / mean if mean > 0 else 0.0,
-    }
+    cv = std / mean if mean > 0 else 0.0
+    return LatencyStats(p50=p50, p90=p90, p99=p99, mean=mean, std=std, cv=cv)
 
 
 def resolve_providers(provider: str) -> list[str]:
     """The provider list for a session; ValueError unless the provider is present here."""
-    import onnxruntime as ort
-
     name = _ALIASES.get(provider.lower(), provider)
     available = ort.get_available_providers()
     if name not in available:
@@ -63,10 +63,8 @@ def resolve_providers(provider: str) -> list[str]:
     return [name, *(p for p in _FALLBACKS.get(name, []) if p in available)]
 
 
-def session_options(threads: int, graph_optimization_level: str = "all") -> Any:
+def session_options(threads: int, graph_optimization_level: str) -> Any:
     """SessionOptions: `threads` intra-op threads, sequential execution, the given opt level."""
-    import onnxruntime as ort
-
     if graph_optimization_level not in OPT_LEVELS:
         raise ValueError(
             f"graph_optimization_level must be one of {sorted(OPT_LEVELS)}, "
@@ -83,11 +81,9 @@ def session_options(threads: int, graph_optimization_level: str = "all") -> Any:
 
 
 def open_session(
-    path: Path, *, threads: int, providers: list[str], graph_optimization_level: str = "all"
+    path: Path, *, threads: int, providers: list[str], graph_optimization_level: str
 ) -> tuple[Any, float]:
     """(session, load time in ms): the time to parse, optimize and initialize the model."""
-    import onnxruntime as ort
-
     options = session_options(threads, graph_optimization_level)
     start = time.perf_counter()
     session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
@@ -115,18 +111,16 @@ def timed_runs(
     return timings
 
 
-def throughput_per_s(batch: int, stats: dict[str, float]) -> float | None:
+def throughput_per_s(batch: int, stats: LatencyStats) -> float | None:
     """Samples per second: batch x runs per second, from the mean (total work / total time)."""
-    return batch * 1000.0 / stats["mean"] if stats["mean"] > 0 else None
+    return batch * 1000.0 / stats.mean if stats.mean > 0 else None
 
 
 @functools.lru_cache(maxsize=1)
 def cpu_name() -> str:
     """CPU model string: py-cpuinfo if installed, else /proc/cpuinfo, else the stdlib."""
     try:
-        import cpuinfo
-
-        brand = cpuinfo.get_cpu_info().get("brand_raw")
+        brand = cpuinfo.get_cpu_info().get("brand_raw") if cpuinfo is not None else None
         if brand:
             return str(brand)
     except Exception:  # an optional nicety (and slow): any failure falls back
@@ -141,14 +135,12 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def host_info(sessions: list[Any], threads: int) -> dict[str, Any]:
+def host_info(sessions: list[Any], threads: int) -> Host:
     """The fingerprint stored with every result: CPU, threads used, ORT version, provider."""
-    import onnxruntime as ort
-
-    return {
-        "cpu": cpu_name(),
-        "cores": threads,
-        "cpu_count": os.cpu_count(),
-        "onnxruntime": ort.__version__,
-        "provider": sessions[0].get_providers()[0],
-    }
+    return Host(
+        cpu=cpu_name(),
+        cores=threads,
+        cpu_count=os.cpu_count(),
+        onnxruntime=ort.__version__,
+        provider=sessions[0].get_providers()[0],
+    )

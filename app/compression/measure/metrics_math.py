@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+
+from app.compression.measure.metrics import ErrorStats
+from app.compression.measure.weights import effective_weights, match_original
 
 ArrayLike = Any  # anything np.asarray accepts
 
@@ -79,24 +83,24 @@ class ErrorAccumulator:
         self.new_sq += float(np.dot(new, new))
         self.noise_sq += float(np.dot(diff, diff))
 
-    def result(self) -> dict[str, float]:
+    def result(self) -> ErrorStats:
         """max/mean abs error, cosine, relative error and SQNR (left out when infinite)."""
         norm = math.sqrt(self.ref_sq * self.new_sq)
         if norm > 0:
             cosine = float(np.clip(self.dot / norm, -1.0, 1.0))
         else:
             cosine = 1.0 if self.ref_sq == self.new_sq == 0 else 0.0
-        out = {
-            "max_abs_error": self.abs_max,
-            "mean_abs_error": self.abs_sum / self.count if self.count else 0.0,
-            "cosine_similarity": cosine,
-        }
+        stats = ErrorStats(
+            max_abs_error=self.abs_max,
+            mean_abs_error=self.abs_sum / self.count if self.count else 0.0,
+            cosine_similarity=cosine,
+        )
         if self.noise_sq == 0:
-            out["relative_error"] = 0.0
+            stats.relative_error = 0.0
         elif self.ref_sq > 0:
-            out["relative_error"] = math.sqrt(self.noise_sq / self.ref_sq)
-            out["sqnr_db"] = 10.0 * math.log10(self.ref_sq / self.noise_sq)
-        return out
+            stats.relative_error = math.sqrt(self.noise_sq / self.ref_sq)
+            stats.sqnr_db = 10.0 * math.log10(self.ref_sq / self.noise_sq)
+        return stats
 
 
 def _scores(scores: ArrayLike) -> np.ndarray:
@@ -146,15 +150,13 @@ def pruning_stats(original_path: Path, compressed_path: Path) -> dict[str, float
     ones dequantized. A weight that quantization merely rounded to zero (|w| < step / 2) is
     not counted as pruned, so a plain int8 model reports a pruning rate of about 0.
     """
-    import onnx
-
     return pruning_from_models(onnx.load(str(original_path)), onnx.load(str(compressed_path)))
 
 
-def pruning_from_models(original_model: Any, compressed_model: Any) -> dict[str, float]:
+def pruning_from_models(
+    original_model: onnx.ModelProto, compressed_model: onnx.ModelProto
+) -> dict[str, float]:
     """pruning_stats on loaded ModelProtos (weights included)."""
-    from app.compression.measure.weights import effective_weights, match_original
-
     original = effective_weights(original_model)
     compressed = effective_weights(compressed_model)
     total_before = sum(w.values.size for w in original.values())

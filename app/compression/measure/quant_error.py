@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import ModelProto, NodeProto, TensorProto, numpy_helper
 
 from app.compression.graph.analysis import external_data_files, load_proto
+from app.compression.measure.metrics import NodeSensitivityRow, WeightErrorReport, WeightErrorRow
 from app.compression.measure.metrics_math import ErrorAccumulator
 from app.compression.measure.weights import (
     dequantized_weights,
@@ -35,15 +37,15 @@ _COMPRESSED_TYPES = {
 _WEIGHT_PLUMBING = {"DequantizeLinear", "Cast", "Transpose", "Reshape", "Squeeze", "Unsqueeze"}
 
 
-def weight_error_report(original_path: Path, compressed_path: Path) -> dict[str, Any]:
+def weight_error_report(original_path: Path, compressed_path: Path) -> WeightErrorReport:
     """Mean/max |w - dequant(w)| overall and per tensor (worst relative error first)."""
     return weight_report_from_models(onnx.load(str(original_path)), onnx.load(str(compressed_path)))
 
 
-def weight_report_from_models(original: ModelProto, compressed: ModelProto) -> dict[str, Any]:
+def weight_report_from_models(original: ModelProto, compressed: ModelProto) -> WeightErrorReport:
     """weight_error_report on loaded ModelProtos (weights included)."""
     originals = {n: w.values for n, w in effective_weights(original).items()}
-    rows: list[dict[str, Any]] = []
+    rows: list[WeightErrorRow] = []
     unmatched: list[str] = []
     abs_sum, count, abs_max = 0.0, 0, 0.0
     for weight in dequantized_weights(compressed):
@@ -55,22 +57,22 @@ def weight_report_from_models(original: ModelProto, compressed: ModelProto) -> d
         diff = np.abs(reference - match.values)
         norm = float(np.linalg.norm(reference))
         rows.append(
-            {
-                "name": match.name,
-                "stored_as": weight.name,
-                "kind": weight.kind,
-                "shape": list(match.original.shape),
-                "mean_abs": float(diff.mean()) if diff.size else 0.0,
-                "max_abs": float(diff.max()) if diff.size else 0.0,
-                "relative_error": float(np.linalg.norm(diff)) / norm if norm else 0.0,
-            }
+            WeightErrorRow(
+                name=match.name,
+                stored_as=weight.name,
+                kind=weight.kind,
+                shape=list(match.original.shape),
+                mean_abs=float(diff.mean()) if diff.size else 0.0,
+                max_abs=float(diff.max()) if diff.size else 0.0,
+                relative_error=float(np.linalg.norm(diff)) / norm if norm else 0.0,
+            )
         )
         abs_sum, count = abs_sum + float(diff.sum()), count + diff.size
-        abs_max = max(abs_max, rows[-1]["max_abs"])
-    rows.sort(key=lambda r: float(r["relative_error"]), reverse=True)
-    report: dict[str, Any] = {"tensors": rows, "unmatched": sorted(unmatched)}
+        abs_max = max(abs_max, rows[-1].max_abs)
+    rows.sort(key=lambda r: r.relative_error, reverse=True)
+    report = WeightErrorReport(tensors=rows, unmatched=sorted(unmatched))
     if count:  # no matched tensor, no number
-        report.update(mean_abs=abs_sum / count, max_abs=abs_max)
+        report.mean_abs, report.max_abs = abs_sum / count, abs_max
     return report
 
 
@@ -154,8 +156,6 @@ def _probe(
 
 
 def _session_with_outputs(path: Path, model: ModelProto, names: list[str], threads: int) -> Any:
-    import onnxruntime as ort
-
     present = {o.name for o in model.graph.output}
     extra = [onnx.ValueInfoProto(name=n) for n in dict.fromkeys(names) if n not in present]
     model.graph.output.extend(extra)
@@ -189,7 +189,7 @@ def node_sensitivity(
     samples: list[dict[str, np.ndarray]],
     *,
     threads: int = 1,
-) -> list[dict[str, Any]]:
+) -> list[NodeSensitivityRow]:
     """Error of each quantized node's output against the original's same tensor, worst first.
 
     The error at a node includes what earlier nodes contributed: it is what that layer sees.
@@ -222,16 +222,18 @@ def node_sensitivity(
                 new = (new - (0.0 if probe.zero_point is None else probe.zero_point)) * probe.scale
             if np.shape(ref) == np.shape(new):
                 acc.add(ref, new)
-    rows: list[dict[str, Any]] = [
-        {
-            "node": probe.node.name,
-            "op_type": probe.node.op_type,
-            "tensor": probe.original,
-            "compared_with": probe.compressed,
-            **acc.result(),
-        }
+    rows = [
+        NodeSensitivityRow(
+            node=probe.node.name,
+            op_type=probe.node.op_type,
+            tensor=probe.original,
+            compared_with=probe.compressed,
+            **dict(acc.result()),
+        )
         for probe, acc in zip(probes, stats, strict=True)
         if acc.count
     ]
-    rows.sort(key=lambda r: float(r.get("relative_error", math.inf)), reverse=True)
+    rows.sort(
+        key=lambda r: math.inf if r.relative_error is None else r.relative_error, reverse=True
+    )
     return rows

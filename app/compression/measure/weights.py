@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from onnx import ModelProto, NodeProto, TensorProto, numpy_helper
+from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
 from app.compression.graph.analysis import iter_graphs
 
@@ -83,8 +83,6 @@ def _tensors(model: ModelProto) -> dict[str, TensorProto]:
 
 
 def _attr(node: NodeProto, name: str, default: Any) -> Any:
-    from onnx import helper
-
     for attr in node.attribute:
         if attr.name == name:
             return helper.get_attribute_value(attr)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from onnx import GraphProto, ModelProto, NodeProto, TensorProto
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, numpy_helper
+
+from app.compression.graph.analysis import iter_graphs
 
 # Where each op keeps the weight these passes change (Gather: the embedding table).
 WEIGHT_INPUT = {"MatMul": 1, "Gemm": 1, "Conv": 1, "ConvTranspose": 1, "Gather": 0}
@@ -53,8 +53,6 @@ class WeightRef:
 
 def find_weights(model: ModelProto, op_types: list[str]) -> tuple[list[WeightRef], list[str]]:
     """Float weight initializers of nodes of op_types in all graphs, and why others were left."""
-    from onnx import AttributeProto, TensorProto
-
     refs: list[WeightRef] = []
     skipped: list[str] = []
 
@@ -123,10 +121,6 @@ class ChannelTracer:
         shapes: dict[str, list[int | None] | None],
         op_types: list[str],
     ) -> None:
-        from onnx import AttributeProto, numpy_helper
-
-        from app.compression.graph.analysis import iter_graphs
-
         graph = model.graph
         self.op_types = op_types
         self.nodes = list(graph.node)

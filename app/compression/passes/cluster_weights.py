@@ -2,63 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import Field, field_validator
+import numpy as np
+from onnx import GraphProto, ModelProto, TensorProto, helper, numpy_helper
 
-from app.compression.passes.base import (
-    CompressionPass,
-    PassConfig,
-    PassContext,
-    PassError,
-    PassReport,
-    register_pass,
-)
+from app.compression.errors import PassError
+from app.compression.graph.analysis import model_size_bytes, weight_bytes
+from app.compression.passes.base import ModelPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.channel_graph import find_weights
+from app.compression.passes.configs import ClusterWeightsConfig
 
-if TYPE_CHECKING:
-    import numpy as np
-    from onnx import GraphProto, TensorProto
-
-WeightOp = Literal["MatMul", "Gemm", "Conv", "ConvTranspose", "Gather"]
 LLOYD_ITERATIONS = 25
 # A tensor this sparse (e.g. after prune_magnitude) keeps exact zeros in a cluster of their own.
 ZERO_CLUSTER_SHARE = 0.01
 
 
-class ClusterWeightsConfig(PassConfig):
-    """Settings of k-means weight sharing."""
-
-    type: Literal["cluster_weights"] = Field(
-        default="cluster_weights", description="Pass discriminator."
-    )
-    clusters: int = Field(
-        default=16,
-        ge=2,
-        le=256,
-        description="Distinct values per weight tensor (one uint8 index per weight).",
-    )
-    op_types: list[WeightOp] = Field(
-        default=["MatMul", "Gemm", "Conv"],
-        min_length=1,
-        description="Ops whose weight initializer is clustered (Gather: its embedding table).",
-    )
-    min_params: int = Field(
-        default=1024,
-        ge=1,
-        description="Leave tensors with fewer elements alone: the codebook would not pay off.",
-    )
-
-    @field_validator("op_types")
-    @classmethod
-    def _dedupe(cls, value: list[WeightOp]) -> list[WeightOp]:
-        return list(dict.fromkeys(value))
-
-
 def kmeans_1d(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(sorted codebook, index per value): Lloyd's k-means from centroids spread min..max."""
-    import numpy as np
-
     distinct = np.unique(values)
     if len(distinct) <= k:  # already shared: keep the values exactly
         return distinct, np.searchsorted(distinct, values)
@@ -78,8 +39,6 @@ def kmeans_1d(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _cluster(array: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(float32 codebook, uint8 indices shaped like array), exact zeros kept exact."""
-    import numpy as np
-
     flat = array.ravel()
     zero = flat == 0
     if zero.mean() >= ZERO_CLUSTER_SHARE and not zero.all():
@@ -96,8 +55,6 @@ def _replace(
     graph: GraphProto, tensor: TensorProto, codebook: np.ndarray, indices: np.ndarray
 ) -> None:
     """Swap the initializer for codebook + indices and nodes computing it under its old name."""
-    from onnx import TensorProto, helper, numpy_helper
-
     name = tensor.name
     graph.initializer.remove(tensor)
     graph.initializer.extend(
@@ -127,27 +84,15 @@ def _replace(
 
 
 @register_pass
-class ClusterWeightsPass(CompressionPass[ClusterWeightsConfig]):
+class ClusterWeightsPass(ModelPass[ClusterWeightsConfig]):
     """At most `clusters` distinct values per weight, stored as 1-byte indices: ~4x smaller."""
 
     type = "cluster_weights"
     config_cls = ClusterWeightsConfig
 
-    def run(
-        self,
-        input_path: Path,
-        config: ClusterWeightsConfig,
-        output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:
-        import numpy as np
-        from onnx import numpy_helper
-
-        from app.compression.graph.analysis import model_size_bytes, weight_bytes
-        from app.compression.graph.model_io import load_model, save_model
-        from app.compression.passes.channel_graph import find_weights
-
-        model, big = load_model(input_path)
+    def transform(
+        self, model: ModelProto, config: ClusterWeightsConfig, work: PassWork
+    ) -> tuple[ModelProto, PassOutcome]:
         refs, skipped = find_weights(model, list(config.op_types))
         weights_before = weight_bytes(model)
         rows: list[dict[str, Any]] = []
@@ -183,19 +128,13 @@ class ClusterWeightsPass(CompressionPass[ClusterWeightsConfig]):
                 f"no float32 {'/'.join(config.op_types)} weight of at least {config.min_params} "
                 f"elements to cluster ({'; '.join(skipped[:6]) or 'no such weights'}).",
             )
-        weights_after = weight_bytes(model)
-        save_model(model, output_path, big)
-        size_before, size_after = model_size_bytes(input_path), model_size_bytes(output_path)
-        return PassReport(
-            type=self.type,
-            summary=f"Clustered {len(rows)} tensor(s) to at most {config.clusters} values; file "
-            f"{size_before / 1e6:.2f} MB -> {size_after / 1e6:.2f} MB.",
+        return model, PassOutcome(
+            # finish() adds the file sizes, known once the model is written.
+            summary=f"Clustered {len(rows)} tensor(s) to at most {config.clusters} values",
             details={
                 "clusters": config.clusters,
                 "weight_bytes_before": weights_before,
-                "weight_bytes_after": weights_after,
-                "size_bytes_before": size_before,
-                "size_bytes_after": size_after,
+                "weight_bytes_after": weight_bytes(model),
                 "tensors": rows,
                 "skipped": skipped,
             },
@@ -204,3 +143,10 @@ class ClusterWeightsPass(CompressionPass[ClusterWeightsConfig]):
                 "that need weight initializers (quantization) no longer see them"
             ],
         )
+
+    def finish(self, work: PassWork, outcome: PassOutcome) -> PassOutcome:
+        before = model_size_bytes(work.input_path)
+        after = model_size_bytes(work.output_path)
+        outcome.summary += f"; file {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB."
+        outcome.details.update(size_bytes_before=before, size_bytes_after=after)
+        return outcome

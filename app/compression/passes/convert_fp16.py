@@ -2,55 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+import numpy as np
+from onnx import ModelProto, TensorProto, numpy_helper
 
-from pydantic import Field, StringConstraints
-
-from app.compression.graph import model_io
-from app.compression.graph.prepare import topological_sort
-from app.compression.passes.base import (
-    CompressionPass,
-    PassConfig,
-    PassContext,
-    PassError,
-    PassReport,
-    register_pass,
-)
+from app.compression.errors import PassError
+from app.compression.graph.analysis import iter_graphs, iter_weight_tensors, weight_bytes
+from app.compression.graph.prepare import name_unnamed_nodes, prepare_model, topological_sort
+from app.compression.passes.base import ModelPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.configs import ConvertFp16Config
 from app.compression.passes.fp16_guard import FP16_MAX, drop_cast_roundtrips, guarded_convert
-
-if TYPE_CHECKING:
-    from onnx import ModelProto
-
-__all__ = ["FP16_MAX", "ConvertFp16Config", "ConvertFp16Pass", "topological_sort"]
 
 FP16_MIN_POSITIVE = 5.96e-08  # smallest float16 subnormal; the converter's own default
 
 
-class ConvertFp16Config(PassConfig):
-    """Settings of the float16 conversion."""
-
-    type: Literal["convert_fp16"] = Field(default="convert_fp16", description="Pass discriminator.")
-    keep_io_types: bool = Field(
-        default=True,
-        description="Keep float32 graph inputs/outputs (Cast nodes at the edges), so callers "
-        "need no change.",
-    )
-    op_block_list: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
-        default=None,
-        description="Op types left in float32; None means onnxruntime's default list "
-        "(ML ops, TopK, NonMaxSuppression, Range, CumSum, Min, Max, ...). Nodes whose values "
-        "overflow float16 on sample inputs are kept in float32 on top of this list.",
-    )
-
-
 def _float_tensors(model: ModelProto) -> tuple[int, int, int]:
     """(float32 tensors, values above the float16 range, nonzero values below it)."""
-    import numpy as np
-    from onnx import TensorProto, numpy_helper
-
-    from app.compression.graph.analysis import iter_weight_tensors
-
     tensors = big = tiny = 0
     for tensor in iter_weight_tensors(model):
         if tensor.data_type != TensorProto.FLOAT:
@@ -63,10 +29,6 @@ def _float_tensors(model: ModelProto) -> tuple[int, int, int]:
 
 
 def _subgraph_fp16_weights(model: ModelProto) -> int:
-    from onnx import TensorProto
-
-    from app.compression.graph.analysis import iter_graphs
-
     subgraphs = list(iter_graphs(model.graph))[1:]
     return sum(t.data_type == TensorProto.FLOAT16 for g in subgraphs for t in g.initializer)
 
@@ -74,6 +36,7 @@ def _subgraph_fp16_weights(model: ModelProto) -> int:
 def _convert(
     model: ModelProto, config: ConvertFp16Config, nodes: set[str], large: bool
 ) -> ModelProto:
+    # onnxruntime loads only when a pass runs, not wherever passes are looked up.
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     work = model.__class__()
@@ -96,31 +59,19 @@ def _convert(
 
 
 @register_pass
-class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
+class ConvertFp16Pass(ModelPass[ConvertFp16Config]):
     """Half-precision weights and compute; halves the size, speeds up fp16-capable hardware."""
 
     type = "convert_fp16"
     config_cls = ConvertFp16Config
+    loads_as = "float16"
+    keeps_external_data = False
 
-    def run(
-        self,
-        input_path: Path,
-        config: ConvertFp16Config,
-        output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:
-        import onnx
-
-        from app.compression.graph.analysis import weight_bytes
-        from app.compression.graph.prepare import (
-            name_unnamed_nodes,
-            prepare_model,
-        )
-
-        context = context or PassContext()
+    def transform(
+        self, model: ModelProto, config: ConvertFp16Config, work: PassWork
+    ) -> tuple[ModelProto, PassOutcome]:
         warnings: list[str] = []
-        large = model_io.exceeds_protobuf_limit(input_path)
-        model = onnx.load(str(input_path))
+        large = work.external_data
         tensors_before, big, tiny = _float_tensors(model)
         if tensors_before == 0:
             raise PassError(
@@ -141,11 +92,10 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
 
         staged = model
         model, check, found = guarded_convert(
-            staged, lambda nodes: _convert(staged, config, nodes, large), context
+            staged, lambda nodes: _convert(staged, config, nodes, large), work.context
         )
         warnings += found
         tensors_after, _, _ = _float_tensors(model)
-        weights_after = weight_bytes(model)
         converted = tensors_before - tensors_after
         if converted <= 0:
             auto = check.get("nodes_out_of_range", []) + check.get("nodes_found_by_search", [])
@@ -160,16 +110,8 @@ class ConvertFp16Pass(CompressionPass[ConvertFp16Config]):
                 prep.notes.append(f"converted {inside} weight(s) inside If/Loop/Scan subgraphs")
             else:
                 warnings.append("weights inside If/Loop/Scan subgraphs were left in float32")
-        onnx.save_model(
-            model,
-            str(output_path),
-            save_as_external_data=large,
-            all_tensors_to_one_file=True,
-            location=f"{output_path.name}.data",
-        )
-        model_io.require_loadable(output_path, "float16")
-        return PassReport(
-            type=self.type,
+        weights_after = weight_bytes(model)
+        return model, PassOutcome(
             summary=f"Converted {converted} float32 tensor(s) to float16; weights "
             f"{weights_before / 1e6:.2f} MB -> {weights_after / 1e6:.2f} MB.",
             details={

@@ -2,60 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
+import numpy as np
+from onnx import GraphProto, ModelProto, NodeProto, helper, numpy_helper
 
-from app.compression.passes.base import (
-    CompressionPass,
-    PassConfig,
-    PassContext,
-    PassError,
-    PassReport,
-    register_pass,
-)
-
-if TYPE_CHECKING:
-    import numpy as np
-    from onnx import GraphProto, NodeProto
-
-
-class FactorizeLowRankConfig(PassConfig):
-    """Settings of SVD factorization; give `energy` or `rank_ratio`, not both."""
-
-    type: Literal["factorize_low_rank"] = Field(
-        default="factorize_low_rank", description="Pass discriminator."
-    )
-    energy: float | None = Field(
-        default=None,
-        gt=0.0,
-        le=1.0,
-        description="Keep the fewest singular values holding this share of the squared "
-        "singular values (Frobenius energy) of each weight; 0.9 when neither option is given.",
-    )
-    rank_ratio: float | None = Field(
-        default=None,
-        gt=0.0,
-        lt=1.0,
-        description="Instead of energy: keep this share of the full rank min(K, N).",
-    )
-    min_params: int = Field(
-        default=4096, ge=1, description="Leave weights with fewer elements than this alone."
-    )
-
-    @model_validator(mode="after")
-    def _one_criterion(self) -> FactorizeLowRankConfig:
-        if self.energy is not None and self.rank_ratio is not None:
-            raise ValueError("give either energy or rank_ratio, not both")
-        if self.energy is None and self.rank_ratio is None:
-            self.energy = 0.9
-        return self
+from app.compression.errors import PassError
+from app.compression.graph.analysis import iter_graphs, param_count
+from app.compression.passes.base import ModelPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.channel_graph import find_weights
+from app.compression.passes.configs import FactorizeLowRankConfig
 
 
 def _rank(singular: np.ndarray, config: FactorizeLowRankConfig) -> int:
-    import numpy as np
-
     if config.rank_ratio is not None:
         return max(1, round(config.rank_ratio * len(singular)))
     energy = np.cumsum(singular.astype(np.float64) ** 2)
@@ -68,8 +27,6 @@ def _rewrite(
     graph: GraphProto, node: NodeProto, first: np.ndarray, second: np.ndarray, base: str
 ) -> None:
     """Replace `node` by node(A, first) -> node(., second) with the original's other inputs."""
-    from onnx import helper, numpy_helper
-
     graph.initializer.extend(
         [
             numpy_helper.from_array(first, f"{base}.lr_a"),
@@ -106,28 +63,17 @@ def _rewrite(
 
 
 @register_pass
-class FactorizeLowRankPass(CompressionPass[FactorizeLowRankConfig]):
+class FactorizeLowRankPass(ModelPass[FactorizeLowRankConfig]):
     """Truncated SVD of large 2-D weights where the two factors hold fewer parameters."""
 
     type = "factorize_low_rank"
     config_cls = FactorizeLowRankConfig
+    infer_shapes = True
+    onnx_checked = True
 
-    def run(
-        self,
-        input_path: Path,
-        config: FactorizeLowRankConfig,
-        output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:
-        import numpy as np
-        import onnx
-        from onnx import helper, numpy_helper
-
-        from app.compression.graph.analysis import iter_graphs, param_count
-        from app.compression.graph.model_io import load_model, save_model
-        from app.compression.passes.channel_graph import find_weights
-
-        model, big = load_model(input_path)
+    def transform(
+        self, model: ModelProto, config: FactorizeLowRankConfig, work: PassWork
+    ) -> tuple[ModelProto, PassOutcome]:
         refs, skipped = find_weights(model, ["MatMul", "Gemm"])
         uses: dict[str, int] = {}
         for graph in iter_graphs(model.graph):
@@ -185,10 +131,7 @@ class FactorizeLowRankPass(CompressionPass[FactorizeLowRankConfig]):
                 + ").",
             )
         params_after = param_count(model)
-        save_model(model, output_path, big, infer_shapes=True)
-        onnx.checker.check_model(str(output_path))
-        return PassReport(
-            type=self.type,
+        return model, PassOutcome(
             summary=f"Factorized {len(layers)} layer(s); parameters {params_before:,} -> "
             f"{params_after:,}.",
             details={

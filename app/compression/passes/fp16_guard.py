@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+from onnx import ModelProto, NodeProto, TensorProto
 
 from app.compression.errors import PassError
+from app.compression.graph.analysis import iter_graphs
+from app.compression.graph.prepare import consumed_names
 from app.compression.passes.base import PassContext
-
-if TYPE_CHECKING:
-    import numpy as np
-    from onnx import ModelProto, NodeProto
 
 FP16_MAX = 65504.0
 # Sample feeds for the check: few, because each round runs both models on them.
@@ -21,14 +22,14 @@ OUTPUT_TOLERANCE = 0.05
 # Rounds of "keep the next diverging node in float32" before giving up.
 MAX_SEARCH_ROUNDS = 8
 
-Feeds = list[dict[str, "np.ndarray"]]
-Activations = list[dict[str, "np.ndarray"]]
-Converter = Callable[[set[str]], "ModelProto"]
+Feeds = list[dict[str, np.ndarray]]
+Activations = list[dict[str, np.ndarray]]
+Converter = Callable[[set[str]], ModelProto]
 
 
 def _run_all(model: ModelProto, feeds: Feeds) -> tuple[Activations, list[str]]:
     """Every float tensor of the main graph per feed, and the graph's output names."""
-    import numpy as np
+    # onnxruntime loads only when a pass runs, not wherever passes are looked up.
     import onnxruntime as ort
 
     outputs = [o.name for o in model.graph.output]
@@ -64,8 +65,6 @@ def _run_all(model: ModelProto, feeds: Feeds) -> tuple[Activations, list[str]]:
 
 def _rel_error(ref: np.ndarray, new: np.ndarray) -> float:
     """Relative L2 error; inf when new is non-finite where ref is finite."""
-    import numpy as np
-
     ref64, new64 = ref.astype(np.float64), new.astype(np.float64)
     if np.shape(ref64) != np.shape(new64):
         return float("inf")
@@ -78,10 +77,6 @@ def _rel_error(ref: np.ndarray, new: np.ndarray) -> float:
 
 def _out_of_range_nodes(model: ModelProto, ref: Activations) -> set[str]:
     """Nodes that produce or read a value beyond the float16 range on the sample feeds."""
-    import numpy as np
-
-    from app.compression.graph.prepare import consumed_names
-
     big = {
         name
         for acts in ref
@@ -140,27 +135,8 @@ def _next_to_block(
     return None
 
 
-def probe_feeds(model: ModelProto, context: PassContext) -> tuple[Feeds, bool]:
-    from app.compression.graph.analysis import graph_inputs
-    from app.compression.graph.npz import calibration_samples
-
-    return calibration_samples(
-        graph_inputs(model),
-        context.calibration_path,
-        num_samples=PROBE_SAMPLES,
-        input_shapes=context.input_shapes,
-        default_dim=context.default_dim,
-        seed=context.seed,
-    )
-
-
 def drop_cast_roundtrips(model: ModelProto) -> int:
     """Remove float32 -> float16 -> float32 Cast pairs between two nodes kept in float32."""
-    from onnx import TensorProto
-
-    from app.compression.graph.analysis import iter_graphs
-    from app.compression.graph.prepare import consumed_names
-
     # The converter casts every blocked node's output to float16 and back for the next
     # blocked node (or float32 graph output): a lossy round trip that overflows exactly where
     # blocking was meant to help.
@@ -204,7 +180,7 @@ def guarded_convert(
     """Convert, keeping in float32 the nodes that overflow or drift on sample inputs."""
     warnings: list[str] = []
     try:
-        feeds, synthetic = probe_feeds(model, context)
+        feeds, synthetic = context.sample_feeds(model, PROBE_SAMPLES)
         ref, outputs = _run_all(model, feeds)
     except Exception as exc:  # inputs we cannot synthesize, or a model ORT cannot run in fp32
         warnings.append(f"float16 overflow check skipped: {exc}")

@@ -2,50 +2,30 @@
 
 from __future__ import annotations
 
-import tempfile
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+import onnx
+from onnx import ModelProto, TensorProto
 
+from app.compression.errors import PassError
 from app.compression.graph import model_io
-from app.compression.passes.base import (
-    CompressionPass,
-    PassConfig,
-    PassContext,
-    PassError,
-    PassReport,
-    register_pass,
+from app.compression.graph.analysis import (
+    count_ops,
+    iter_graphs,
+    iter_weight_tensors,
+    load_proto,
+    weight_bytes,
 )
-
-if TYPE_CHECKING:
-    from onnx import ModelProto
+from app.compression.graph.prepare import prepare_model
+from app.compression.passes.base import CompressionPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.configs import OptimizeGraphConfig
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-class OptimizeGraphConfig(PassConfig):
-    """Settings of the offline graph optimization."""
-
-    type: Literal["optimize_graph"] = Field(
-        default="optimize_graph", description="Pass discriminator."
-    )
-    level: Literal["basic", "extended"] = Field(
-        default="extended",
-        description="basic: constant folding, redundant-node removal and standard-op fusions "
-        "(Conv+BatchNorm, MatMul+Add -> Gemm); the output stays plain ONNX. extended: also "
-        "fuses into onnxruntime contrib ops (LayerNorm, GELU, attention, FusedConv), which only "
-        "onnxruntime runs. Layout (NCHWc) optimizations are never saved: they are tied to the "
-        "CPU that made them.",
-    )
-
-
 def _domain_ops(model: ModelProto) -> dict[str, int]:
     """Nodes per `domain::op_type` outside the default ONNX domain."""
-    from collections import Counter
-
-    from app.compression.graph.analysis import iter_graphs
-
     counts = Counter(
         f"{n.domain}::{n.op_type}"
         for g in iter_graphs(model.graph)
@@ -56,19 +36,11 @@ def _domain_ops(model: ModelProto) -> dict[str, int]:
 
 
 def _uses_float16(model: ModelProto) -> bool:
-    from onnx import TensorProto
-
-    from app.compression.graph.analysis import iter_weight_tensors
-
     return any(t.data_type == TensorProto.FLOAT16 for t in iter_weight_tensors(model))
 
 
 def _drop_unused_domains(path: Path) -> list[str]:
     """Remove opset imports no node uses; returns the dropped domains."""
-    import onnx
-
-    from app.compression.graph.analysis import iter_graphs, load_proto
-
     # ORT's writer imports every domain it knows (nchwc, aten, ...), used or not; strict
     # consumers of the file should not have to know them.
     model = load_proto(path)
@@ -85,6 +57,7 @@ def _drop_unused_domains(path: Path) -> list[str]:
 
 
 def _optimize(source: Path, output_path: Path, level: str, big: bool) -> None:
+    # onnxruntime loads only when a pass runs, not wherever passes are looked up.
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -118,45 +91,33 @@ class OptimizeGraphPass(CompressionPass[OptimizeGraphConfig]):
 
     type = "optimize_graph"
     config_cls = OptimizeGraphConfig
+    loads_as = "optimized"
+    keeps_external_data = False
 
-    def run(
-        self,
-        input_path: Path,
-        config: OptimizeGraphConfig,
-        output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:
-        import onnx
-
-        from app.compression.graph.analysis import count_ops, load_proto, weight_bytes
-        from app.compression.graph.prepare import prepare_model
-
+    def transform_files(self, work: PassWork, config: OptimizeGraphConfig) -> PassOutcome:
         warnings: list[str] = []
-        before_proto = load_proto(input_path)
+        before_proto = load_proto(work.input_path)
         before = count_ops(before_proto)
         weights_before = weight_bytes(before_proto)
-        big = model_io.exceeds_protobuf_limit(input_path, before_proto)
+        big = model_io.writes_external_data(work.input_path, before_proto, keep_external=False)
         float16 = _uses_float16(before_proto)
         del before_proto
 
-        with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".opt-") as tmp:
+        with work.scratch_dir(".opt-") as tmp:
             # Weights listed as graph inputs are overridable, so ORT would neither fold nor
             # fuse them: normalize first, and only then pay for a staged copy.
-            model, prep = prepare_model(onnx.load(str(input_path)))
-            source = input_path
+            model, prep = prepare_model(onnx.load(str(work.input_path)))
+            source = work.input_path
             if prep.notes:
                 source = Path(tmp) / "model.onnx"
                 onnx.save_model(
                     model, str(source), save_as_external_data=big, location="model.data"
                 )
             del model
-            _optimize(source, output_path, config.level, big)
-        _drop_unused_domains(output_path)
+            _optimize(source, work.output_path, config.level, big)
+        _drop_unused_domains(work.output_path)
 
-        # Seen with float16 If/Loop models: the Casts ORT adds for CPU clash across branches.
-        hint = "; run optimize_graph before convert_fp16" if float16 else ""
-        model_io.require_loadable(output_path, "optimized", hint)
-        after_proto = load_proto(output_path)
+        after_proto = load_proto(work.output_path)
         after = count_ops(after_proto)
         contrib = _domain_ops(after_proto)
         nodes_before, nodes_after = sum(before.values()), sum(after.values())
@@ -176,8 +137,7 @@ class OptimizeGraphPass(CompressionPass[OptimizeGraphConfig]):
         else:
             summary = f"No change at level {config.level}: the graph was already optimized."
             warnings.append("no node was folded, removed or fused")
-        return PassReport(
-            type=self.type,
+        return PassOutcome(
             summary=summary,
             details={
                 "level": config.level,
@@ -192,3 +152,9 @@ class OptimizeGraphPass(CompressionPass[OptimizeGraphConfig]):
             },
             warnings=warnings,
         )
+
+    def load_hint(self, work: PassWork) -> str:
+        # Seen with float16 If/Loop models: the Casts ORT adds for CPU clash across branches.
+        if _uses_float16(load_proto(work.input_path)):
+            return "; run optimize_graph before convert_fp16"
+        return ""

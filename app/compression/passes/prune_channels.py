@@ -3,65 +3,27 @@
 from __future__ import annotations
 
 import math
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import Field
+import numpy as np
+import onnx
+from onnx import ModelProto, numpy_helper
 
-from app.compression.passes.base import (
-    CompressionPass,
-    PassConfig,
-    PassContext,
-    PassError,
-    PassReport,
-    register_pass,
-)
-
-if TYPE_CHECKING:
-    import numpy as np
-    from onnx import ModelProto
-
-    from app.compression.passes.channel_graph import ChannelTracer, Space
-
-
-class PruneChannelsConfig(PassConfig):
-    """Settings of structured (channel) pruning."""
-
-    type: Literal["prune_channels"] = Field(
-        default="prune_channels", description="Pass discriminator."
-    )
-    ratio: float = Field(
-        default=0.3,
-        gt=0.0,
-        lt=1.0,
-        description="Share of each prunable layer's output channels to remove (rounded down).",
-    )
-    criterion: Literal["l1", "l2", "activation"] = Field(
-        default="l1",
-        description="Channel importance: L1 or L2 norm of the layer's weights, or mean "
-        "|activation| on calibration data (data-aware; synthetic inputs when no dataset is given).",
-    )
-    op_types: list[Literal["Conv", "Gemm", "MatMul"]] = Field(
-        default=["Conv", "Gemm", "MatMul"],
-        min_length=1,
-        description="Layers whose output channels may be removed (their consumers shrink too).",
-    )
-    num_samples: int = Field(
-        default=16, ge=1, le=1024, description="Calibration samples for criterion=activation."
-    )
+from app.compression.errors import PassError
+from app.compression.graph.analysis import iter_graphs, load_proto, model_size_bytes, param_count
+from app.compression.graph.model_io import save_model
+from app.compression.passes.base import ModelPass, PassContext, PassOutcome, PassWork, register_pass
+from app.compression.passes.channel_graph import ChannelTracer, Space, node_label, shape_map
+from app.compression.passes.configs import PruneChannelsConfig
 
 
 def _keep(scores: np.ndarray, remove: int) -> np.ndarray:
-    import numpy as np
-
     order = np.argsort(-scores, kind="stable")  # stable: ties keep the lower channel index
     return np.sort(order[: len(scores) - remove])
 
 
 def _weight_scores(space: Space, arrays: dict[str, np.ndarray], criterion: str) -> np.ndarray:
-    import numpy as np
-
     total = np.zeros(space.channels or 0)
     for _, weight, axis in space.producers:
         rows = np.moveaxis(arrays[weight], axis, 0).reshape(len(total), -1).astype(np.float64)
@@ -80,13 +42,8 @@ def _activation_scores(
     context: PassContext,
 ) -> tuple[list[np.ndarray], bool]:
     """Mean |activation| per channel of the watched tensors, over calibration samples."""
-    import numpy as np
-    import onnx
+    # onnxruntime loads only when a pass runs, not wherever passes are looked up.
     import onnxruntime as ort
-
-    from app.compression.graph.analysis import graph_inputs
-    from app.compression.graph.model_io import save_model
-    from app.compression.graph.npz import calibration_samples
 
     wanted = list(dict.fromkeys(n for _, names in watched for n in names))
     infos = {v.name: v for v in [*inferred.graph.value_info, *inferred.graph.output]}
@@ -101,14 +58,7 @@ def _activation_scores(
     else:
         session = ort.InferenceSession(probe.SerializeToString(), providers=providers)
     del probe
-    feeds, synthetic = calibration_samples(
-        graph_inputs(model),
-        context.calibration_path,
-        num_samples=config.num_samples,
-        input_shapes=context.input_shapes,
-        default_dim=context.default_dim,
-        seed=context.seed,
-    )
+    feeds, synthetic = context.sample_feeds(model, config.num_samples)
     where = {n: space for space, names in watched for n in names}
     sums = {n: np.zeros(where[n].channels or 0) for n in wanted}
     for feed in feeds:
@@ -136,8 +86,6 @@ def _io_channels(tracer: ChannelTracer, index: int, dims: tuple[int, ...]) -> tu
 def _layer_rows(
     tracer: ChannelTracer, before: dict[str, tuple[int, ...]], arrays: dict[str, np.ndarray]
 ) -> list[dict[str, Any]]:
-    from app.compression.passes.channel_graph import node_label
-
     rows = []
     for i, node in enumerate(tracer.nodes):
         if tracer.layer_kind(i) not in ("layer", "depthwise"):
@@ -168,8 +116,6 @@ def _apply(
     tracer: ChannelTracer, space: Space, keep: np.ndarray, arrays: dict[str, np.ndarray]
 ) -> None:
     """Slice every tensor of the space to the kept channels, in place in `arrays`."""
-    import numpy as np
-    from onnx import numpy_helper
 
     def current(name: str) -> np.ndarray:
         if name not in arrays:
@@ -200,9 +146,6 @@ def _select(
     tracer: ChannelTracer, model: ModelProto, config: PruneChannelsConfig
 ) -> tuple[list[tuple[Space, int]], dict[str, str]]:
     """The channel spaces to prune (with how many channels to remove) and why others are left."""
-    from app.compression.graph.analysis import iter_graphs
-    from app.compression.passes.channel_graph import node_label
-
     skipped: dict[str, str] = {}
     for graph in list(iter_graphs(model.graph))[1:]:
         for j, node in enumerate(graph.node):
@@ -238,30 +181,19 @@ def _select(
 
 
 @register_pass
-class PruneChannelsPass(CompressionPass[PruneChannelsConfig]):
+class PruneChannelsPass(ModelPass[PruneChannelsConfig]):
     """Fewer channels in Conv/Gemm/MatMul layers: fewer parameters and FLOPs, same graph."""
 
     type = "prune_channels"
     config_cls = PruneChannelsConfig
+    infer_shapes = True
+    onnx_checked = True
 
-    def run(
-        self,
-        input_path: Path,
-        config: PruneChannelsConfig,
-        output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:
-        import onnx
-        from onnx import numpy_helper
-
-        from app.compression.graph.analysis import load_proto, model_size_bytes, param_count
-        from app.compression.graph.model_io import load_model, save_model
-        from app.compression.passes.channel_graph import ChannelTracer, shape_map
-
-        context = context or PassContext()
+    def transform(
+        self, model: ModelProto, config: PruneChannelsConfig, work: PassWork
+    ) -> tuple[ModelProto, PassOutcome]:
         warnings: list[str] = []
-        model, big = load_model(input_path)
-        inferred = onnx.shape_inference.infer_shapes(load_proto(input_path))
+        inferred = onnx.shape_inference.infer_shapes(load_proto(work.input_path))
         tracer = ChannelTracer(model, shape_map(inferred), list(config.op_types))
 
         prunable, skipped = _select(tracer, model, config)
@@ -272,15 +204,19 @@ class PruneChannelsPass(CompressionPass[PruneChannelsConfig]):
                 f"no {'/'.join(config.op_types)} layer can lose channels ({listed or 'none'}).",
             )
 
-        arrays: dict[str, np.ndarray] = {}
         if config.criterion == "activation":
             watched = [
                 (s, s.sink_inputs or [tracer.nodes[p].output[0] for p, _, _ in s.producers])
                 for s, _ in prunable
             ]
-            with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".prune-") as tmp:
+            with work.scratch_dir(".prune-") as tmp:
                 scores, synthetic = _activation_scores(
-                    model, inferred, watched, Path(tmp) if big else None, config, context
+                    model,
+                    inferred,
+                    watched,
+                    Path(tmp) if work.external_data else None,
+                    config,
+                    work.context,
                 )
             if synthetic:
                 warnings.append(
@@ -295,8 +231,9 @@ class PruneChannelsPass(CompressionPass[PruneChannelsConfig]):
             }
             scores = [_weight_scores(s, weights, config.criterion) for s, _ in prunable]
 
+        arrays: dict[str, np.ndarray] = {}
         before_shapes = {name: tuple(t.dims) for name, t in tracer.inits.items()}
-        params_before, size_before = param_count(model), model_size_bytes(input_path)
+        params_before = param_count(model)
         for (space, remove), score in zip(prunable, scores, strict=True):
             _apply(tracer, space, _keep(score, remove), arrays)
         layers = _layer_rows(tracer, before_shapes, arrays)
@@ -305,12 +242,9 @@ class PruneChannelsPass(CompressionPass[PruneChannelsConfig]):
         # Old shapes of pruned tensors would contradict the new weights: drop, then re-infer.
         model.graph.ClearField("value_info")
         params_after = param_count(model)
-        save_model(model, output_path, big, infer_shapes=True)
-        onnx.checker.check_model(str(output_path))
 
         removed = sum(r["channels_before"] - r["channels_after"] for r in layers)
-        return PassReport(
-            type=self.type,
+        return model, PassOutcome(
             summary=f"Removed {removed} channel(s) from {len(prunable)} channel group(s); "
             f"parameters {params_before:,} -> {params_after:,}.",
             details={
@@ -318,10 +252,15 @@ class PruneChannelsPass(CompressionPass[PruneChannelsConfig]):
                 "ratio": config.ratio,
                 "params_before": params_before,
                 "params_after": params_after,
-                "size_bytes_before": size_before,
-                "size_bytes_after": model_size_bytes(output_path),
                 "layers": layers,
                 "skipped": [{"node": n, "reason": r} for n, r in skipped.items()],
             },
             warnings=warnings,
         )
+
+    def finish(self, work: PassWork, outcome: PassOutcome) -> PassOutcome:
+        outcome.details.update(
+            size_bytes_before=model_size_bytes(work.input_path),
+            size_bytes_after=model_size_bytes(work.output_path),
+        )
+        return outcome

@@ -2,86 +2,49 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import Field, field_validator
+import numpy as np
+from onnx import ModelProto, numpy_helper
 
-from app.compression.passes.base import (
-    CompressionPass,
-    PassConfig,
-    PassContext,
-    PassError,
-    PassReport,
-    register_pass,
-)
-
-if TYPE_CHECKING:
-    import numpy as np
-
-WeightOp = Literal["MatMul", "Gemm", "Conv", "ConvTranspose", "Gather"]
-
-
-class PruneMagnitudeConfig(PassConfig):
-    """Settings of magnitude pruning."""
-
-    type: Literal["prune_magnitude"] = Field(
-        default="prune_magnitude", description="Pass discriminator."
-    )
-    sparsity: float = Field(
-        default=0.5,
-        gt=0.0,
-        lt=1.0,
-        description="Share of the selected weights set to zero (biases are never pruned).",
-    )
-    scope: Literal["global", "per_layer"] = Field(
-        default="per_layer",
-        description="per_layer: every tensor reaches the sparsity; global: one magnitude "
-        "threshold over all selected tensors, so layers with many small weights lose more.",
-    )
-    op_types: list[WeightOp] = Field(
-        default=["MatMul", "Gemm", "Conv"],
-        min_length=1,
-        description="Ops whose weight initializer is pruned (Gather: its embedding table).",
-    )
-
-    @field_validator("op_types")
-    @classmethod
-    def _dedupe(cls, value: list[WeightOp]) -> list[WeightOp]:
-        return list(dict.fromkeys(value))
+from app.compression.errors import PassError
+from app.compression.graph.analysis import param_count
+from app.compression.passes.base import ModelPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.channel_graph import find_weights
+from app.compression.passes.configs import PruneMagnitudeConfig
 
 
 def _smallest(magnitudes: np.ndarray, count: int) -> np.ndarray:
     """Flat indices of the `count` smallest values: exact count, whatever the ties."""
-    import numpy as np
-
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
     return np.argpartition(magnitudes, count - 1)[:count]
 
 
+def _zero_smallest(flat: list[np.ndarray], config: PruneMagnitudeConfig) -> None:
+    """Zero the smallest values in place: per tensor, or under one global threshold."""
+    if config.scope == "per_layer":
+        for values in flat:
+            values[_smallest(np.abs(values), int(config.sparsity * values.size))] = 0.0
+        return
+    joined = np.concatenate([np.abs(v) for v in flat])
+    cut = np.zeros(joined.size, dtype=bool)
+    cut[_smallest(joined, int(config.sparsity * joined.size))] = True
+    offsets = np.cumsum([0, *(v.size for v in flat)])
+    for values, start, stop in zip(flat, offsets[:-1], offsets[1:], strict=True):
+        values[cut[start:stop]] = 0.0
+
+
 @register_pass
-class PruneMagnitudePass(CompressionPass[PruneMagnitudeConfig]):
+class PruneMagnitudePass(ModelPass[PruneMagnitudeConfig]):
     """Zeroes the smallest-magnitude weights; the file keeps its size but compresses well."""
 
     type = "prune_magnitude"
     config_cls = PruneMagnitudeConfig
 
-    def run(
-        self,
-        input_path: Path,
-        config: PruneMagnitudeConfig,
-        output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:
-        import numpy as np
-        from onnx import numpy_helper
-
-        from app.compression.graph.analysis import param_count
-        from app.compression.graph.model_io import load_model, save_model
-        from app.compression.passes.channel_graph import find_weights
-
-        model, big = load_model(input_path)
+    def transform(
+        self, model: ModelProto, config: PruneMagnitudeConfig, work: PassWork
+    ) -> tuple[ModelProto, PassOutcome]:
         refs, skipped = find_weights(model, list(config.op_types))
         # A weight shared by several nodes is pruned once.
         tensors = list({id(r.tensor): r.tensor for r in refs}.values())
@@ -94,16 +57,7 @@ class PruneMagnitudePass(CompressionPass[PruneMagnitudeConfig]):
         arrays = [numpy_helper.to_array(t) for t in tensors]
         zeros_before = sum(int(np.count_nonzero(a == 0)) for a in arrays)
         flat = [a.ravel().copy() for a in arrays]
-        if config.scope == "per_layer":
-            for values in flat:
-                values[_smallest(np.abs(values), int(config.sparsity * values.size))] = 0.0
-        else:
-            joined = np.concatenate([np.abs(v) for v in flat])
-            cut = np.zeros(joined.size, dtype=bool)
-            cut[_smallest(joined, int(config.sparsity * joined.size))] = True
-            offsets = np.cumsum([0, *(v.size for v in flat)])
-            for values, start, stop in zip(flat, offsets[:-1], offsets[1:], strict=True):
-                values[cut[start:stop]] = 0.0
+        _zero_smallest(flat, config)
 
         rows: list[dict[str, Any]] = []
         for tensor, array, values in zip(tensors, arrays, flat, strict=True):
@@ -122,9 +76,7 @@ class PruneMagnitudePass(CompressionPass[PruneMagnitudeConfig]):
         zeros_after = sum(r["zeros"] for r in rows)
         total = param_count(model)
         pruned = zeros_after - zeros_before
-        save_model(model, output_path, big)
-        return PassReport(
-            type=self.type,
+        return model, PassOutcome(
             summary=f"Zeroed {pruned:,} of {total:,} parameters ({pruned / total:.1%}); "
             f"sparsity of the {len(rows)} pruned tensor(s) {zeros_after / selected:.1%}.",
             details={

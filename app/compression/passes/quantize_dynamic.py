@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+import onnx
+from onnx import ModelProto, TensorProto
 
+from app.compression.errors import PassError
 from app.compression.graph import model_io
-from app.compression.passes.base import (
-    CompressionPass,
-    PassConfig,
-    PassContext,
-    PassError,
-    PassReport,
-    register_pass,
+from app.compression.graph.analysis import count_ops, iter_graphs, load_proto, weight_bytes
+from app.compression.graph.prepare import (
+    name_unnamed_nodes,
+    prepare_model,
+    resave_sorted,
+    subgraph_op_counts,
 )
-
-if TYPE_CHECKING:
-    from onnx import ModelProto
-
-OpType = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"^[A-Za-z_][\w.]*$")
-]
-NodeName = Annotated[str, StringConstraints(min_length=1)]
+from app.compression.passes.base import CompressionPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.configs import QuantizeDynamicConfig
 
 # Ops that hold the integer kernels a dynamically quantized node turns into.
 QUANTIZED_OPS = (
@@ -38,53 +32,12 @@ QUANTIZED_OPS = (
 )
 
 
-class QuantizeDynamicConfig(PassConfig):
-    """Settings of onnxruntime's dynamic (weights ahead of time, activations at run time) pass."""
-
-    type: Literal["quantize_dynamic"] = Field(
-        default="quantize_dynamic", description="Pass discriminator."
-    )
-    weight_type: Literal["int8", "uint8"] = Field(
-        default="int8",
-        description="Integer type of the quantized weights; int8 suits most x86/ARM CPUs.",
-    )
-    per_channel: bool = Field(
-        default=False,
-        description="One scale per output channel instead of per tensor: more accurate, "
-        "slightly larger.",
-    )
-    reduce_range: bool = Field(
-        default=False,
-        description="Quantize weights to 7 bits; can help accuracy on CPUs without VNNI.",
-    )
-    op_types: list[OpType] = Field(
-        default=["MatMul", "Gemm", "Attention"],
-        min_length=1,
-        description="Op types to quantize. Only MatMul/Gemm with a constant weight input, Conv, "
-        "Attention, LSTM, Gather and EmbedLayerNormalization can be quantized dynamically.",
-    )
-    nodes_to_exclude: list[NodeName] = Field(
-        default=[], description="Names of nodes to leave in float (e.g. a sensitive last layer)."
-    )
-
-    @field_validator("op_types")
-    @classmethod
-    def _dedupe(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
-
-
 def _node_names(model: ModelProto, op_type: str) -> list[str]:
-    from app.compression.graph.analysis import iter_graphs
-
     return [n.name for g in iter_graphs(model.graph) for n in g.node if n.op_type == op_type]
 
 
 def _gather_8bit(model: ModelProto) -> int:
     # ORT quantizes a Gather by giving it an 8-bit copy of its table (no new op type).
-    from onnx import TensorProto
-
-    from app.compression.graph.analysis import iter_graphs
-
     count = 0
     for graph in iter_graphs(model.graph):
         small = {
@@ -96,44 +49,105 @@ def _gather_8bit(model: ModelProto) -> int:
     return count
 
 
-def _quantize(
-    model: ModelProto,
-    output_path: Path,
-    config: QuantizeDynamicConfig,
-    ort_ops: list[str],
-    excluded: set[str],
-    big: bool,
-    enable_subgraph: bool,
-) -> str | None:
-    """Run ORT's quantize_dynamic into output_path; why ORT cannot load the result, or None."""
-    import onnx
+@dataclass(frozen=True)
+class _Quantization:
+    """What ORT's quantize_dynamic is asked to do, inside subgraphs or not."""
+
+    model: ModelProto
+    work: PassWork
+    config: QuantizeDynamicConfig
+    ort_ops: list[str]
+    excluded: set[str]
+    big: bool
+
+
+def _quantize(job: _Quantization, enable_subgraph: bool) -> str | None:
+    """Run ORT's quantize_dynamic into the output; why ORT cannot load the result, or None."""
+    # onnxruntime loads only when a pass runs, not wherever passes are looked up.
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from app.compression.graph.analysis import iter_graphs
-    from app.compression.graph.prepare import resave_sorted
-
-    # A private folder next to the output: ORT writes a "-inferred" copy beside its input,
-    # which must not land in (or race on) the caller's folder.
-    with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".qdyn-") as tmp:
+    # ORT writes an "-inferred" copy beside its input, which must not land in (or race on)
+    # the caller's folder.
+    with job.work.scratch_dir(".qdyn-") as tmp:
         staged = Path(tmp) / "model.onnx"
-        onnx.save_model(model, str(staged), save_as_external_data=big, location="model.data")
+        onnx.save_model(
+            job.model, str(staged), save_as_external_data=job.big, location="model.data"
+        )
         # No shape inference of ours: quantize_dynamic already runs onnx's infer_shapes_path
         # on load and again after its Gemm rewrite.
         quantize_dynamic(
             staged,
-            output_path,
-            op_types_to_quantize=ort_ops,
-            per_channel=config.per_channel,
-            reduce_range=config.reduce_range,
-            weight_type=QuantType.QInt8 if config.weight_type == "int8" else QuantType.QUInt8,
-            nodes_to_exclude=sorted(excluded),
-            use_external_data_format=big,
+            job.work.output_path,
+            op_types_to_quantize=job.ort_ops,
+            per_channel=job.config.per_channel,
+            reduce_range=job.config.reduce_range,
+            weight_type=QuantType.QInt8 if job.config.weight_type == "int8" else QuantType.QUInt8,
+            nodes_to_exclude=sorted(job.excluded),
+            use_external_data_format=job.big,
             extra_options={"EnableSubgraph": enable_subgraph},
         )
-    if len(list(iter_graphs(model.graph))) > 1:
+    if len(list(iter_graphs(job.model.graph))) > 1:
         # ORT leaves nodes that feed a subgraph's outer-scope reads after it: sort for the checker.
-        resave_sorted(output_path, big)
-    return model_io.ort_load_error(output_path)
+        resave_sorted(job.work.output_path, job.big)
+    return model_io.ort_load_error(job.work.output_path)
+
+
+def _targets(config: QuantizeDynamicConfig, warnings: list[str]) -> list[str]:
+    """The asked op types that ORT can quantize dynamically (Gemm by way of MatMul)."""
+    # onnxruntime loads only when a pass runs, not wherever passes are looked up.
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    supported = set(IntegerOpsRegistry) | {"Gemm"}
+    ignored = [t for t in config.op_types if t not in supported]
+    if ignored:
+        warnings.append(f"op types {ignored} cannot be dynamically quantized; ignored")
+    return [t for t in config.op_types if t in supported]
+
+
+def _exclusions(
+    model: ModelProto, config: QuantizeDynamicConfig, targets: list[str], warnings: list[str]
+) -> tuple[set[str], list[str]]:
+    """(node names ORT must skip, op types to hand ORT) that make `targets` mean what it says."""
+    # ORT's IntegerOps registry has no Gemm: in dynamic mode its quantizer first rewrites
+    # every Gemm with alpha == beta == 1 and transA == 0 into MatMul(+Add) (transposing a
+    # constant B) and then quantizes those as MatMul -- but only when "MatMul" is among its
+    # op types, and under the new node name "<gemm name>_MatMul". We translate so that
+    # "Gemm" and "MatMul" in op_types, and Gemm names in nodes_to_exclude, mean what they say.
+    excluded = set(config.nodes_to_exclude)
+    unknown = sorted(excluded - {n.name for g in iter_graphs(model.graph) for n in g.node})
+    if unknown:
+        warnings.append(f"nodes_to_exclude names no node of the model: {unknown}")
+    gemms = _node_names(model, "Gemm")
+    if "Gemm" in targets:
+        excluded |= {f"{name}_MatMul" for name in gemms if name in excluded}
+    else:
+        excluded |= {f"{name}_MatMul" for name in gemms}
+    if "Gemm" in targets and "MatMul" not in targets:
+        excluded |= set(_node_names(model, "MatMul"))
+    return excluded, sorted({"MatMul" if t == "Gemm" else t for t in targets})
+
+
+def _quantize_with_fallback(
+    job: _Quantization, subgraph_weights: bool, warnings: list[str]
+) -> None:
+    """Quantize into the output, inside If/Loop/Scan subgraphs too where that gives a model
+    ORT loads; invalid_output when not even the main graph's quantization loads."""
+    attempts = [True, False] if subgraph_weights else [False]
+    for enable_subgraph in attempts:
+        try:
+            problem = _quantize(job, enable_subgraph)
+        except Exception as exc:  # ORT's subgraph support is young: fall back, don't fail
+            if not enable_subgraph:
+                raise
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is None:
+            return
+        if not enable_subgraph:
+            raise model_io.unloadable("quantized", problem)
+        warnings.append(
+            "quantizing inside If/Loop/Scan subgraphs gave a model onnxruntime cannot "
+            f"load ({problem}); their weights were left in float"
+        )
 
 
 @register_pass
@@ -143,43 +157,11 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
     type = "quantize_dynamic"
     config_cls = QuantizeDynamicConfig
 
-    def run(
-        self,
-        input_path: Path,
-        config: QuantizeDynamicConfig,
-        output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:
-        import onnx
-        from onnxruntime.quantization.registry import IntegerOpsRegistry
-
-        from app.compression.graph.analysis import (
-            count_ops,
-            iter_graphs,
-            load_proto,
-            weight_bytes,
-        )
-        from app.compression.graph.prepare import (
-            name_unnamed_nodes,
-            prepare_model,
-            subgraph_op_counts,
-        )
-
+    def transform_files(self, work: PassWork, config: QuantizeDynamicConfig) -> PassOutcome:
         warnings: list[str] = []
-        # ORT's IntegerOps registry has no Gemm: in dynamic mode its quantizer first rewrites
-        # every Gemm with alpha == beta == 1 and transA == 0 into MatMul(+Add) (transposing a
-        # constant B) and then quantizes those as MatMul -- but only when "MatMul" is among its
-        # op types, and under the new node name "<gemm name>_MatMul". We translate so that
-        # "Gemm" and "MatMul" in op_types, and Gemm names in nodes_to_exclude, mean what they say.
-        supported = set(IntegerOpsRegistry) | {"Gemm"}
-        targets = [t for t in config.op_types if t in supported]
-        ignored = [t for t in config.op_types if t not in supported]
-        if ignored:
-            warnings.append(f"op types {ignored} cannot be dynamically quantized; ignored")
-
-        before_proto = load_proto(input_path)
+        targets = _targets(config, warnings)
+        before_proto = load_proto(work.input_path)
         before = count_ops(before_proto)
-        excluded = set(config.nodes_to_exclude)
         candidates = sum(before.get(t, 0) for t in targets)
         if candidates == 0:
             present = ", ".join(f"{k}x{v}" for k, v in before.items()) or "none"
@@ -190,61 +172,26 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
                 "Conv, LSTM and Gather.",
             )
         weights_before = weight_bytes(before_proto)
-        big = model_io.exceeds_protobuf_limit(input_path, before_proto) or any(
-            onnx.external_data_helper.uses_external_data(t) for t in before_proto.graph.initializer
-        )
+        big = model_io.writes_external_data(work.input_path, before_proto)
         del before_proto
 
-        model = onnx.load(str(input_path))
         # Constant-node weights make ORT refuse ("Expected ... to be an initializer").
-        model, prep = prepare_model(model)
+        model, prep = prepare_model(onnx.load(str(work.input_path)))
         warnings += prep.warnings
         # ORT's node exclusion and its Gemm rewrite both key on node names.
         name_unnamed_nodes(model)
-        unknown = sorted(excluded - {n.name for g in iter_graphs(model.graph) for n in g.node})
-        if unknown:
-            warnings.append(f"nodes_to_exclude names no node of the model: {unknown}")
-        gemms = _node_names(model, "Gemm")
-        if "Gemm" in targets:
-            excluded |= {f"{name}_MatMul" for name in gemms if name in excluded}
-        else:
-            excluded |= {f"{name}_MatMul" for name in gemms}
-        if "Gemm" in targets and "MatMul" not in targets:
-            excluded |= set(_node_names(model, "MatMul"))
-        ort_ops = sorted({"MatMul" if t == "Gemm" else t for t in targets})
-
+        excluded, ort_ops = _exclusions(model, config, targets, warnings)
         # Weights inside If/Loop/Scan subgraphs: ORT quantizes them when asked (EnableSubgraph);
         # if that output does not load, we quantize the main graph only and say so.
-        attempts = [True, False] if prep.subgraph_weight_nodes else [False]
-        for enable_subgraph in attempts:
-            try:
-                problem = _quantize(
-                    model, output_path, config, ort_ops, excluded, big, enable_subgraph
-                )
-            except Exception as exc:  # ORT's subgraph support is young: fall back, don't fail
-                if not enable_subgraph:
-                    raise
-                problem = f"{type(exc).__name__}: {exc}"
-            if problem is None:
-                break
-            if enable_subgraph:
-                warnings.append(
-                    "quantizing inside If/Loop/Scan subgraphs gave a model onnxruntime cannot "
-                    f"load ({problem}); their weights were left in float"
-                )
-        del model
-        if problem is not None:
-            model_io.remove_model(output_path)
-            raise PassError(
-                "invalid_output", f"onnxruntime cannot load the quantized model: {problem}"
-            )
-        after_proto = load_proto(output_path)
+        job = _Quantization(model, work, config, ort_ops, excluded, big)
+        _quantize_with_fallback(job, bool(prep.subgraph_weight_nodes), warnings)
+        del job, model
+        after_proto = load_proto(work.output_path)
         after = count_ops(after_proto)
         quantized = sum(after.get(op, 0) - before.get(op, 0) for op in QUANTIZED_OPS)
         if "Gather" in targets:
-            quantized += _gather_8bit(after_proto) - _gather_8bit(load_proto(input_path))
+            quantized += _gather_8bit(after_proto) - _gather_8bit(load_proto(work.input_path))
         if quantized <= 0:
-            model_io.remove_model(output_path)
             raise PassError(
                 "nothing_to_quantize",
                 f"none of the {candidates} {'/'.join(targets)} nodes could be quantized: ORT "
@@ -265,8 +212,7 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
                 "subgraphs stay float"
             )
         weights_after = weight_bytes(after_proto)
-        return PassReport(
-            type=self.type,
+        return PassOutcome(
             summary=f"Quantized {quantized} node(s) to {config.weight_type}; weights "
             f"{weights_before / 1e6:.2f} MB -> {weights_after / 1e6:.2f} MB.",
             details={

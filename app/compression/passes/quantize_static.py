@@ -2,80 +2,34 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+import numpy as np
+import onnx
+from onnx import ModelProto
 
+from app.compression.errors import PassError
 from app.compression.graph import model_io
+from app.compression.graph.analysis import (
+    count_ops,
+    iter_graphs,
+    load_proto,
+    tensor_numel,
+    weight_bytes,
+)
+from app.compression.graph.prepare import PER_CHANNEL_MIN_OPSET, prepare_model, resave_sorted
 from app.compression.passes.base import (
     CompressionPass,
-    PassConfig,
     PassContext,
-    PassError,
-    PassReport,
+    PassOutcome,
+    PassWork,
     register_pass,
 )
-from app.compression.passes.quantize_dynamic import NodeName, OpType
-
-if TYPE_CHECKING:
-    import numpy as np
-    from onnx import ModelProto
+from app.compression.passes.configs import QuantizeStaticConfig
 
 # Ops of ORT's QOperator format that stand for a quantized node.
 _QOPERATOR_EXTRA = ("QGemm", "QAttention", "QEmbedLayerNormalization")
-
-
-class QuantizeStaticConfig(PassConfig):
-    """Settings of onnxruntime's static pass: activation ranges come from calibration data."""
-
-    type: Literal["quantize_static"] = Field(
-        default="quantize_static", description="Pass discriminator."
-    )
-    format: Literal["qdq", "qoperator"] = Field(
-        default="qdq",
-        description="qdq inserts QuantizeLinear/DequantizeLinear pairs (portable, ORT's "
-        "recommendation since 1.11); qoperator writes QLinearConv/QLinearMatMul-style ops.",
-    )
-    per_channel: bool = Field(
-        default=True,
-        description="One weight scale per output channel: more accurate for CNNs. Models below "
-        "opset 13 are upgraded for it (QDQ), or quantized per tensor if that fails.",
-    )
-    activation_type: Literal["int8", "uint8"] = Field(
-        default="uint8",
-        description="Integer type of activations; uint8 (with int8 weights) is ORT's "
-        "recommendation for x86 CPUs, int8 suits ARM and GPUs.",
-    )
-    weight_type: Literal["int8", "uint8"] = Field(
-        default="int8", description="Integer type of weights."
-    )
-    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
-        default="minmax",
-        description="How activation ranges are chosen: observed min/max, the KL-divergence "
-        "optimum, or the 99.999th percentile (robust to outliers).",
-    )
-    num_samples: int = Field(
-        default=64, ge=1, le=10000, description="Calibration samples to run (batch of 1 each)."
-    )
-    op_types: list[OpType] | None = Field(
-        default=None, description="Op types to quantize; None means all that ORT supports."
-    )
-    nodes_to_exclude: list[NodeName] = Field(
-        default=[], description="Names of nodes to leave in float (e.g. a sensitive last layer)."
-    )
-
-    @field_validator("op_types")
-    @classmethod
-    def _dedupe(cls, value: list[str] | None) -> list[str] | None:
-        return list(dict.fromkeys(value)) if value is not None else None
-
-    @model_validator(mode="after")
-    def _supported_pair(self) -> QuantizeStaticConfig:
-        if self.activation_type == "int8" and self.weight_type == "uint8":
-            raise ValueError("activation_type int8 with weight_type uint8 is not supported by ORT")
-        return self
 
 
 class _Reader:
@@ -90,8 +44,6 @@ class _Reader:
 
 def _count_quantized(model: ModelProto, qdq: bool) -> int:
     """Nodes that compute on quantized values (fed by DequantizeLinear, or QLinear ops)."""
-    from app.compression.graph.analysis import iter_graphs
-
     nodes = [n for g in iter_graphs(model.graph) for n in g.node]
     if not qdq:
         return sum(n.op_type.startswith("QLinear") or n.op_type in _QOPERATOR_EXTRA for n in nodes)
@@ -105,8 +57,6 @@ def _count_quantized(model: ModelProto, qdq: bool) -> int:
 
 def _per_channel_scales(model: ModelProto) -> int:
     # ORT names every scale "<tensor>_scale"; one with several values is per channel.
-    from app.compression.graph.analysis import iter_graphs, tensor_numel
-
     return sum(
         t.name.endswith("_scale") and tensor_numel(t) > 1
         for g in iter_graphs(model.graph)
@@ -116,6 +66,7 @@ def _per_channel_scales(model: ModelProto) -> int:
 
 def _pre_process(staged: Path, target: Path, big: bool, warnings: list[str]) -> Path:
     """ORT's quant_pre_process (shape inference, basic fusions) where it works."""
+    # onnxruntime loads only when a pass runs, not wherever passes are looked up.
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
@@ -135,18 +86,8 @@ def _pre_process(staged: Path, target: Path, big: bool, warnings: list[str]) -> 
 def _calibration(
     model: ModelProto, config: QuantizeStaticConfig, context: PassContext
 ) -> tuple[list[dict[str, np.ndarray]], bool]:
-    from app.compression.graph.analysis import graph_inputs
-    from app.compression.graph.npz import calibration_samples
-
     try:
-        return calibration_samples(
-            graph_inputs(model),
-            context.calibration_path,
-            num_samples=config.num_samples,
-            input_shapes=context.input_shapes,
-            default_dim=context.default_dim,
-            seed=context.seed,
-        )
+        return context.sample_feeds(model, config.num_samples)
     except (ValueError, KeyError) as exc:
         raise PassError("calibration_failed", f"no calibration data for this model: {exc}") from exc
 
@@ -161,6 +102,7 @@ def _quantize(
     big: bool,
     has_subgraphs: bool,
 ) -> None:
+    # onnxruntime loads only when a pass runs, not wherever passes are looked up.
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     qtype = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
@@ -199,37 +141,17 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
 
     type = "quantize_static"
     config_cls = QuantizeStaticConfig
+    keeps_external_data = False
 
-    def run(
-        self,
-        input_path: Path,
-        config: QuantizeStaticConfig,
-        output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:
-        import onnx
-
-        from app.compression.graph.analysis import (
-            count_ops,
-            iter_graphs,
-            load_proto,
-            weight_bytes,
-        )
-        from app.compression.graph.prepare import (
-            PER_CHANNEL_MIN_OPSET,
-            prepare_model,
-            resave_sorted,
-        )
-
-        context = context or PassContext()
+    def transform_files(self, work: PassWork, config: QuantizeStaticConfig) -> PassOutcome:
         qdq = config.format == "qdq"
-        before_proto = load_proto(input_path)
+        before_proto = load_proto(work.input_path)
         before = count_ops(before_proto)
         weights_before = weight_bytes(before_proto)
-        big = model_io.exceeds_protobuf_limit(input_path, before_proto)
+        big = model_io.writes_external_data(work.input_path, before_proto, keep_external=False)
         del before_proto
 
-        model = onnx.load(str(input_path))
+        model = onnx.load(str(work.input_path))
         # Per-channel QuantizeLinear/DequantizeLinear (their `axis`) needs opset 13.
         wanted = PER_CHANNEL_MIN_OPSET if config.per_channel and qdq else None
         model, prep = prepare_model(model, min_opset=wanted)
@@ -244,7 +166,7 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
                 f"{len(prep.subgraph_weight_nodes)} node(s) inside If/Loop/Scan subgraphs left "
                 "in float: ORT's static quantizer does not enter subgraphs"
             )
-        feeds, synthetic = _calibration(model, config, context)
+        feeds, synthetic = _calibration(model, config, work.context)
         if synthetic:
             warnings.append(
                 f"calibrated on {len(feeds)} synthetic sample(s) (random inputs from the input "
@@ -255,7 +177,7 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
         # ORT drops Relu/Clip after a quantized output even when an If/Loop body reads the
         # un-quantized tensor by name, which then sees pre-activation values: keep them there.
         extra: dict[str, Any] = {"QDQKeepRemovableActivations": has_subgraphs}
-        with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".qstat-") as tmp:
+        with work.scratch_dir(".qstat-") as tmp:
             staged = Path(tmp) / "model.onnx"
             onnx.save_model(model, str(staged), save_as_external_data=big, location="model.data")
             del model
@@ -264,19 +186,17 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
             unknown = sorted(set(config.nodes_to_exclude) - names)
             if unknown:
                 warnings.append(f"nodes_to_exclude names no node of the model: {unknown}")
-            _quantize(source, output_path, feeds, config, per_channel, extra, big, has_subgraphs)
+            _quantize(
+                source, work.output_path, feeds, config, per_channel, extra, big, has_subgraphs
+            )
         if has_subgraphs:
             # Nodes feeding a subgraph's outer-scope reads can land after it: sort for the checker.
-            resave_sorted(output_path, big)
-        problem = model_io.ort_load_error(output_path)
-        after_proto = load_proto(output_path)
+            resave_sorted(work.output_path, big)
+        # Checked here, not by run(): a model that does not load fails as such, even when
+        # nothing was quantized either.
+        model_io.require_loadable(work.output_path, "quantized")
+        after_proto = load_proto(work.output_path)
         quantized = _count_quantized(after_proto, qdq)
-        if problem is not None or quantized == 0:
-            model_io.remove_model(output_path)
-        if problem is not None:
-            raise PassError(
-                "invalid_output", f"onnxruntime cannot load the quantized model: {problem}"
-            )
         if quantized == 0:
             raise PassError(
                 "nothing_to_quantize",
@@ -286,8 +206,7 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
             )
         after = count_ops(after_proto)
         weights_after = weight_bytes(after_proto)
-        return PassReport(
-            type=self.type,
+        return PassOutcome(
             summary=f"Quantized {quantized} node(s) statically ({config.format}, "
             f"{config.activation_type} activations, {config.weight_type} weights); weights "
             f"{weights_before / 1e6:.2f} MB -> {weights_after / 1e6:.2f} MB.",

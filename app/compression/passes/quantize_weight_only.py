@@ -3,63 +3,30 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pydantic import Field
+from onnx import GraphProto, ModelProto, TensorProto, helper, numpy_helper
 
-from app.compression.graph import model_io
-from app.compression.passes.base import (
-    CompressionPass,
-    PassConfig,
-    PassContext,
-    PassError,
-    PassReport,
-    register_pass,
+from app.compression.errors import PassError
+from app.compression.graph.analysis import count_ops, iter_graphs, weight_bytes
+from app.compression.graph.prepare import (
+    name_unnamed_nodes,
+    prepare_model,
+    sort_all_graphs,
+    subgraph_op_counts,
 )
-
-if TYPE_CHECKING:
-    from onnx import GraphProto, ModelProto, TensorProto
+from app.compression.passes.base import ModelPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.configs import QuantizeWeightOnlyConfig
 
 _FLOAT_TYPES = (1, 10, 16)  # TensorProto.FLOAT, FLOAT16, BFLOAT16
 
 
-class QuantizeWeightOnlyConfig(PassConfig):
-    """Settings of onnxruntime's MatMulNBits quantizer (round-to-nearest, per block)."""
-
-    type: Literal["quantize_weight_only"] = Field(
-        default="quantize_weight_only", description="Pass discriminator."
-    )
-    bits: Literal[4, 8] = Field(
-        default=4, description="Bits per weight: 4 shrinks MatMul weights ~7x, 8 ~3.9x."
-    )
-    block_size: Literal[32, 64, 128] = Field(
-        default=32,
-        description="Weights per scale along K: smaller blocks are more accurate, larger "
-        "ones smaller. A MatMul whose K is not a multiple of it is left alone.",
-    )
-    symmetric: bool = Field(
-        default=True, description="No zero points (smaller); asymmetric fits skewed weights."
-    )
-    accuracy_level: Literal[0, 1, 2, 3, 4] | None = Field(
-        default=None,
-        description="MatMulNBits compute type of the activations: None/0 unset, 1 fp32, "
-        "2 fp16, 3 bf16, 4 int8 (fastest on CPUs with int8 dot products, least accurate).",
-    )
-
-
 def _initializers(model: ModelProto) -> dict[str, tuple[TensorProto, GraphProto]]:
-    from app.compression.graph.analysis import iter_graphs
-
     return {t.name: (t, g) for g in iter_graphs(model.graph) for t in g.initializer}
 
 
 def _rewrite_gemms(model: ModelProto, block_size: int) -> int:
     """Gemm(A, const B, C) with alpha = beta = 1, transA = 0 -> MatMul(A, B') + Add(C)."""
-    from onnx import helper, numpy_helper
-
-    from app.compression.graph.analysis import iter_graphs
-
     rewritten = 0
     for graph in iter_graphs(model.graph):
         weights = {t.name: t for t in graph.initializer}
@@ -128,7 +95,8 @@ def _quantizer_class() -> Any:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
-        # Its module calls logging.basicConfig(level=INFO) on import, and needs onnx-ir.
+        # Imported here, when a pass runs: its module calls logging.basicConfig(level=INFO)
+        # on import, and needs onnx-ir, which may be missing.
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     except ImportError as exc:
         raise PassError(
@@ -142,49 +110,37 @@ def _quantizer_class() -> Any:
     return MatMulNBitsQuantizer
 
 
+def _skipped_nodes(model: ModelProto, block_size: int) -> list[dict[str, str]]:
+    """The MatMul/Gemm nodes the quantizer must leave alone, each with the reason."""
+    weights = _initializers(model)
+    skipped: list[dict[str, str]] = []
+    for graph in iter_graphs(model.graph):
+        for node in (n for n in graph.node if n.op_type in ("MatMul", "Gemm")):
+            reason = _skip_reason(node, weights, block_size)
+            if reason is not None:
+                skipped.append({"node": node.name, "reason": reason})
+    return skipped
+
+
 @register_pass
-class QuantizeWeightOnlyPass(CompressionPass[QuantizeWeightOnlyConfig]):
+class QuantizeWeightOnlyPass(ModelPass[QuantizeWeightOnlyConfig]):
     """MatMul weights to 4 or 8 bits per block; activations stay float (LLM-style)."""
 
     type = "quantize_weight_only"
     config_cls = QuantizeWeightOnlyConfig
+    loads_as = "quantized"
+    keeps_external_data = False
 
-    def run(
-        self,
-        input_path: Path,
-        config: QuantizeWeightOnlyConfig,
-        output_path: Path,
-        context: PassContext | None = None,
-    ) -> PassReport:
-        import onnx
-
-        from app.compression.graph.analysis import (
-            count_ops,
-            iter_graphs,
-            weight_bytes,
-        )
-        from app.compression.graph.prepare import (
-            name_unnamed_nodes,
-            prepare_model,
-            sort_all_graphs,
-            subgraph_op_counts,
-        )
-
-        big = model_io.exceeds_protobuf_limit(input_path)
-        model = onnx.load(str(input_path))
+    def transform(
+        self, model: ModelProto, config: QuantizeWeightOnlyConfig, work: PassWork
+    ) -> tuple[ModelProto, PassOutcome]:
         before = count_ops(model)
         weights_before = weight_bytes(model)
         # Constant-node weights are invisible to the quantizer: it looks for initializers.
         model, prep = prepare_model(model, op_types=("MatMul", "Gemm"))
         gemms = _rewrite_gemms(model, config.block_size)
         name_unnamed_nodes(model)
-        weights = _initializers(model)
-        skipped: list[dict[str, str]] = []
-        for graph in iter_graphs(model.graph):
-            for node in (n for n in graph.node if n.op_type in ("MatMul", "Gemm")):
-                reason = _skip_reason(node, weights, config.block_size)
-                if reason is not None:
-                    skipped.append({"node": node.name, "reason": reason})
+        skipped = _skipped_nodes(model, config.block_size)
         candidates = sum(
             n.op_type in ("MatMul", "Gemm") for g in iter_graphs(model.graph) for n in g.node
         )
@@ -208,14 +164,6 @@ class QuantizeWeightOnlyPass(CompressionPass[QuantizeWeightOnlyConfig]):
         model = quantizer.model.model
         # The quantizer rebuilds If/Loop nodes and appends nodes: restore a sorted graph.
         sort_all_graphs(model)
-        onnx.save_model(
-            model,
-            str(output_path),
-            save_as_external_data=big,
-            all_tensors_to_one_file=True,
-            location=f"{output_path.name}.data",
-        )
-        model_io.require_loadable(output_path, "quantized")
         after = count_ops(model)
         quantized = after.get("MatMulNBits", 0) - before.get("MatMulNBits", 0)
         weights_after = weight_bytes(model)
@@ -240,8 +188,7 @@ class QuantizeWeightOnlyPass(CompressionPass[QuantizeWeightOnlyConfig]):
             "weight_bytes_after": weights_after,
             "prepared": prep.notes,
         }
-        return PassReport(
-            type=self.type,
+        return model, PassOutcome(
             summary=f"Quantized {quantized} MatMul weight(s) to {config.bits}-bit blocks of "
             f"{config.block_size}; weights {weights_before / 1e6:.2f} MB -> "
             f"{weights_after / 1e6:.2f} MB.",

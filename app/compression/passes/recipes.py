@@ -10,28 +10,15 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from app.compression.passes.base import PASS_REGISTRY, PassConfig
+from app.compression.passes import configs  # noqa: F401  # importing it registers the configs
+from app.compression.passes.base import PASS_CONFIGS, PassConfig
 
-# Importing a pass module registers it; none of them imports onnxruntime at import time.
-PASS_MODULES = (
-    "app.compression.passes.quantize_dynamic",
-    "app.compression.passes.convert_fp16",
-    "app.compression.passes.prune_magnitude",
-    "app.compression.passes.prune_channels",
-    "app.compression.passes.factorize_low_rank",
-    "app.compression.passes.cluster_weights",
-    "app.compression.passes.optimize_graph",
-    "app.compression.passes.quantize_static",
-    "app.compression.passes.quantize_weight_only",
-)
-for _module in PASS_MODULES:
-    importlib.import_module(_module)
 # Extra pass modules (comma-separated), such as the fault-injecting passes of the test suite.
 # The variable is read here rather than from Settings: this library knows nothing of the service.
 for _module in filter(None, os.environ.get("MODELPRESS_EXTRA_PASS_MODULES", "").split(",")):
     importlib.import_module(_module.strip())
 
-_pass_configs = tuple(cls.config_cls for cls in PASS_REGISTRY.values())
+_pass_configs = tuple(PASS_CONFIGS.values())
 AnyPassConfig = Annotated[Union[_pass_configs], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 
 

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from app.compression.measure.benchmark import benchmark_pair
+from app.compression.measure.benchmark import MeasureOptions, benchmark_pair
 from app.compression.measure.quant_error import node_sensitivity, weight_error_report
 from tests.builders_digits import build_digits_dataset, build_digits_model, train_digits_mlp
 
@@ -43,9 +43,10 @@ def _accuracy_by_hand(model: Path, k: int) -> float:
 
 def test_reported_accuracy_is_what_onnxruntime_gives(digits: dict[str, Path]) -> None:
     original_path, int8_path = digits["original"], digits["int8"]
-    metrics = benchmark_pair(
-        original_path, int8_path, input_shapes=None, eval_dataset_path=digits["eval"], **FAST
+    measured = benchmark_pair(
+        original_path, int8_path, MeasureOptions(eval_dataset_path=digits["eval"], **FAST)
     )
+    metrics = measured.metrics.model_dump(mode="json")
     accuracy = metrics["accuracy"]
     original, compressed = _accuracy_by_hand(original_path, 1), _accuracy_by_hand(int8_path, 1)
     assert accuracy["metric"] == "top1" and accuracy["samples"] == 450
@@ -59,6 +60,7 @@ def test_reported_accuracy_is_what_onnxruntime_gives(digits: dict[str, Path]) ->
     assert fidelity["inputs"] == "dataset" and fidelity["samples"] == 450
     assert fidelity["cosine_similarity"] > 0.999 and fidelity["top1_agreement"] > 0.97
     assert metrics["compression_ratio"] > 2 and metrics["quantization_error"]["tensors"] == 2
+    assert {row.name for row in measured.weights} == {"fc0.weight", "fc1.weight"}
 
 
 def test_a_broken_weight_is_caught(digits: dict[str, Path], tmp_path: Path) -> None:
@@ -66,18 +68,21 @@ def test_a_broken_weight_is_caught(digits: dict[str, Path], tmp_path: Path) -> N
     broken_float = build_digits_model(tmp_path / "broken.onnx", corrupt_layer=1)
     broken = tmp_path / "broken-int8.onnx"
     quantize_dynamic(broken_float, broken, weight_type=QuantType.QInt8)
-    metrics = benchmark_pair(
-        digits["original"], broken, input_shapes=None, eval_dataset_path=digits["eval"], **FAST
+    measured = benchmark_pair(
+        digits["original"], broken, MeasureOptions(eval_dataset_path=digits["eval"], **FAST)
     )
+    metrics = measured.metrics.model_dump(mode="json")
     assert metrics["fidelity"]["cosine_similarity"] < 0.5
     assert metrics["fidelity"]["top1_agreement"] < 0.5
     assert metrics["accuracy"]["delta"] < -0.5
     assert any("diverge" in w for w in metrics["warnings"])
     assert any("accuracy fell" in w for w in metrics["warnings"])
     # the report points at the layer: its weight and its node come first
-    assert weight_error_report(digits["original"], broken)["tensors"][0]["name"] == "fc1.weight"
+    assert weight_error_report(digits["original"], broken).tensors[0].name == "fc1.weight"
+    assert measured.weights[0].name == "fc1.weight"  # the rows a job's report gets
     trained = train_digits_mlp()
     samples = [{"input": x[None, :]} for x in trained.test_inputs[:32]]
     rows = node_sensitivity(digits["original"], broken, samples)
-    assert rows[0]["tensor"] == "fc1.mm" and rows[0]["relative_error"] > 0.5
-    assert rows[-1]["tensor"] == "fc0.mm" and rows[-1]["relative_error"] < 0.05
+    first, last = rows[0].model_dump(), rows[-1].model_dump()
+    assert first["tensor"] == "fc1.mm" and first["relative_error"] > 0.5
+    assert last["tensor"] == "fc0.mm" and last["relative_error"] < 0.05

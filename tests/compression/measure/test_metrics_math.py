@@ -77,7 +77,7 @@ def test_error_accumulator_streams_like_one_batch() -> None:
     acc.add([3.0, 4.0], [3.0, 3.0])
     acc.add([0.0], [1.0])
     # all together: ref (3, 4, 0), test (3, 3, 1), differences 0, 1, 1
-    result = acc.result()
+    result = acc.result().model_dump()
     assert result["max_abs_error"] == 1.0
     assert result["mean_abs_error"] == pytest.approx(2 / 3)
     assert result["sqnr_db"] == pytest.approx(10 * math.log10(25 / 2))
@@ -89,7 +89,7 @@ def test_error_accumulator_identical_and_nonfinite() -> None:
     acc = ErrorAccumulator()
     acc.add([1.0, 2.0], [1.0, 2.0])
     # identical: SQNR would be infinite, which is no number: the key is left out
-    assert acc.result() == {
+    assert acc.result().model_dump() == {
         "max_abs_error": 0.0,
         "mean_abs_error": 0.0,
         "cosine_similarity": 1.0,

@@ -56,15 +56,15 @@ def test_dequantize_linear_per_tensor_and_per_axis(original: Path, tmp_path: Pat
     report = weight_error_report(
         original, _dq(tmp_path / "t.onnx", q, np.array(0.02), np.uint8(128))
     )
-    assert report["mean_abs"] == pytest.approx(0.008 / 4)
-    assert report["max_abs"] == pytest.approx(0.008)
-    (row,) = report["tensors"]
-    assert (row["name"], row["stored_as"], row["kind"]) == ("w", "w_quantized", "DequantizeLinear")
-    assert row["shape"] == [2, 2] and report["unmatched"] == []
+    assert report.mean_abs == pytest.approx(0.008 / 4)
+    assert report.max_abs == pytest.approx(0.008)
+    (row,) = report.tensors
+    assert (row.name, row.stored_as, row.kind) == ("w", "w_quantized", "DequantizeLinear")
+    assert row.shape == [2, 2] and report.unmatched == []
     # per column (axis 1): steps 0.02 and 0.005; 0.012 -> 2 x 0.005 = 0.01 (error 0.002)
     q = np.array([[50, 2], [-100, 100]], np.int8)
     path = _dq(tmp_path / "a.onnx", q, np.array([0.02, 0.005]), np.zeros(2, np.int8))
-    assert weight_error_report(original, path)["max_abs"] == pytest.approx(0.002)
+    assert weight_error_report(original, path).max_abs == pytest.approx(0.002)
 
 
 def test_float16_and_codebook(original: Path, tmp_path: Path) -> None:
@@ -75,8 +75,8 @@ def test_float16_and_codebook(original: Path, tmp_path: Path) -> None:
     )
     expected = np.abs(WEIGHT - WEIGHT.astype(np.float16).astype(np.float32))
     report = weight_error_report(original, half)
-    assert report["tensors"][0]["kind"] == "float16"
-    assert report["max_abs"] == pytest.approx(float(expected.max()))
+    assert report.tensors[0].kind == "float16"
+    assert report.max_abs == pytest.approx(float(expected.max()))
     # uint8 indices behind a Cast, as cluster_weights stores them
     codebook = np.array([-2.0, 0.0, 0.5, 1.0], np.float32)
     indices = np.array([[3, 1], [0, 2]], np.uint8)  # 1.0, 0.0, -2.0, 0.5: only 0.012 is off
@@ -92,8 +92,8 @@ def test_float16_and_codebook(original: Path, tmp_path: Path) -> None:
         ],
     )
     report = weight_error_report(original, clustered)
-    assert report["tensors"][0]["kind"] == "codebook"
-    assert (report["mean_abs"], report["max_abs"]) == pytest.approx((0.012 / 4, 0.012))
+    assert report.tensors[0].kind == "codebook"
+    assert (report.mean_abs, report.max_abs) == pytest.approx((0.012 / 4, 0.012))
 
 
 @pytest.mark.parametrize("bits", [4, 8])
@@ -142,18 +142,18 @@ def test_ort_dynamic_quantization_rows(tmp_path: Path) -> None:
     ops = ["Conv", "MatMul"]
     quantize_dynamic(conv, quantized, op_types_to_quantize=ops, weight_type=QuantType.QInt8)
     report = weight_error_report(conv, quantized)
-    rows = {row["name"]: row for row in report["tensors"]}
-    assert set(rows) == {"conv1.weight", "conv2.weight", "fc.weight"} and not report["unmatched"]
-    assert rows["conv1.weight"]["kind"] == "ConvInteger"
+    rows = {row.name: row for row in report.tensors}
+    assert set(rows) == {"conv1.weight", "conv2.weight", "fc.weight"} and not report.unmatched
+    assert rows["conv1.weight"].kind == "ConvInteger"
     # ORT stores Gemm's B transposed ("fc.weight_Transposed_quantized"): matched back, [10, 32]
-    assert rows["fc.weight"]["kind"] == "MatMulInteger" and rows["fc.weight"]["shape"] == [10, 32]
+    assert rows["fc.weight"].kind == "MatMulInteger" and rows["fc.weight"].shape == [10, 32]
     model = onnx.load(str(quantized))
     scales = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for row in report["tensors"]:
+    for row in report.tensors:
         # round to nearest: never more than half a step off
-        step = scales[row["stored_as"].removesuffix("_quantized") + "_scale"].max()
-        assert 0 < row["max_abs"] <= step / 2 + 1e-7
-    errors = [row["relative_error"] for row in report["tensors"]]
+        step = scales[row.stored_as.removesuffix("_quantized") + "_scale"].max()
+        assert 0 < row.max_abs <= step / 2 + 1e-7
+    errors = [row.relative_error for row in report.tensors]
     assert errors == sorted(errors, reverse=True)
 
 
@@ -171,11 +171,11 @@ def test_node_sensitivity_finds_the_damaged_layer(tmp_path: Path) -> None:
     onnx.save(model, str(broken))
     samples = [{"input": rng.standard_normal((2, 32)).astype(np.float32)} for _ in range(4)]
 
-    healthy = node_sensitivity(mlp, quantized, samples)
+    healthy = [r.model_dump() for r in node_sensitivity(mlp, quantized, samples)]
     assert [r["tensor"] for r in healthy] and all(r["relative_error"] < 0.05 for r in healthy)
     assert {r["op_type"] for r in healthy} == {"MatMulInteger"}
 
-    rows = node_sensitivity(mlp, broken, samples)
+    rows = [r.model_dump() for r in node_sensitivity(mlp, broken, samples)]
     by_node = {r["node"]: r for r in rows}
     assert by_node["fc1/MatMul_quant"]["tensor"] == "fc1.mm"
     assert by_node["fc1/MatMul_quant"]["relative_error"] > 0.5
@@ -202,7 +202,7 @@ def test_node_sensitivity_on_static_qdq_compares_after_requantization(tmp_path: 
 
     qdq = tmp_path / "qdq.onnx"
     quantize_static(conv, qdq, Reader(), quant_format=QuantFormat.QDQ, per_channel=True)
-    rows = {r["node"]: r for r in node_sensitivity(conv, qdq, samples)}
+    rows = {r.node: r.model_dump() for r in node_sensitivity(conv, qdq, samples)}
     # ORT folds each Relu into the Q -> DQ range: the DQ output is what equals the Relu output
     assert rows["conv1"]["tensor"] == "r1"
     assert rows["conv1"]["compared_with"] == "r1_DequantizeLinear_Output"

@@ -13,15 +13,13 @@ from onnx import TensorProto, helper, numpy_helper
 from app.compression.errors import PassError
 from app.compression.graph import model_io
 from app.compression.graph.analysis import count_ops, inspect_model
-from app.compression.measure.benchmark import benchmark_pair
+from app.compression.measure.benchmark import MeasureOptions, benchmark_pair
 from app.compression.passes.convert_fp16 import ConvertFp16Config, ConvertFp16Pass
 from app.compression.passes.quantize_dynamic import QuantizeDynamicConfig, QuantizeDynamicPass
 
 
 def _compare(original: Path, compressed: Path) -> dict:
-    return benchmark_pair(
-        original,
-        compressed,
+    options = MeasureOptions(
         input_shapes={"input": [4, 256]} if "mlp" in original.name else None,
         runs=3,
         warmup=1,
@@ -29,6 +27,7 @@ def _compare(original: Path, compressed: Path) -> dict:
         time_budget_s=2.0,
         fidelity_samples=4,
     )
+    return benchmark_pair(original, compressed, options).metrics.model_dump(mode="json")
 
 
 def _save(tmp_path: Path, nodes: list, inputs: list, inits: list) -> Path:

@@ -1,0 +1,82 @@
+"""What the sandbox child runs: a pass, or a benchmark, each turned into one typed result.
+
+Imported by the child only once its memory limit is set: everything here may load onnx and
+onnxruntime.
+"""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+from app.compression.errors import PassError
+from app.compression.graph.analysis import InvalidModelError, graph_inputs, load_proto
+from app.compression.graph.npz import calibration_samples
+from app.compression.measure.benchmark import benchmark_pair, benchmark_single
+from app.compression.measure.latency import resolve_providers
+from app.compression.measure.metrics import NodeSensitivityRow
+from app.compression.measure.options import MeasureOptions
+from app.compression.measure.quant_error import node_sensitivity
+from app.compression.passes import recipes  # noqa: F401  # importing it registers every pass
+from app.compression.passes.base import PASS_REGISTRY
+from app.pipeline.sandbox_protocol import (
+    BenchmarkRequest,
+    BenchmarkResult,
+    PassRequest,
+    PassResult,
+    SandboxFailure,
+    sandbox_request,
+)
+
+
+def _run_pass(request: PassRequest) -> PassResult:
+    runner = PASS_REGISTRY[request.config.type]()
+    return PassResult(
+        report=runner.run(request.input, request.config, request.output, request.context)
+    )
+
+
+def _run_benchmark(request: BenchmarkRequest) -> BenchmarkResult:
+    """Metrics of the model (against its baseline), plus the report's per-tensor rows."""
+    try:
+        resolve_providers(request.options.provider)
+    except ValueError as exc:
+        raise PassError("provider_unavailable", str(exc)) from exc
+    if request.baseline is None:
+        return BenchmarkResult(metrics=benchmark_single(request.model, request.options))
+    pair = benchmark_pair(request.baseline, request.model, request.options)
+    return BenchmarkResult(
+        metrics=pair.metrics,
+        weights=pair.weights,
+        sensitivity=_sensitivity(request.baseline, request.model, request.options),
+    )
+
+
+def _sensitivity(baseline: Path, model: Path, options: MeasureOptions) -> list[NodeSensitivityRow]:
+    samples, _ = calibration_samples(
+        graph_inputs(load_proto(baseline)),
+        options.eval_dataset_path,
+        num_samples=8,
+        input_shapes=options.input_shapes,
+        default_dim=options.default_dim,
+        seed=options.seed,
+    )
+    return node_sensitivity(baseline, model, samples, threads=options.threads)
+
+
+def handle(request_json: bytes) -> PassResult | BenchmarkResult | SandboxFailure:
+    """The request's result, or the failure a user should see (MemoryError goes up)."""
+    request = sandbox_request.validate_json(request_json)
+    try:
+        if isinstance(request, PassRequest):
+            return _run_pass(request)
+        return _run_benchmark(request)
+    except MemoryError:
+        raise
+    except PassError as exc:
+        return SandboxFailure(code=exc.code, message=exc.message)
+    except InvalidModelError as exc:
+        return SandboxFailure(code="invalid_output", message=str(exc))
+    except Exception as exc:
+        traceback.print_exc()
+        return SandboxFailure(code="internal_error", message=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,96 @@
+"""What the worker and its sandbox child say to each other: one request file in, one result out.
+
+Both halves import these models: the parent writes a request with `model_dump_json` and reads the
+result with `model_validate_json`, the child the other way round. Nothing here imports onnx or
+onnxruntime: the child reads its request only after setting its limits, but this module loads
+before that.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SerializeAsAny, TypeAdapter, field_validator
+
+from app.compression.measure.metrics import (
+    Metrics,
+    ModelMetrics,
+    NodeSensitivityRow,
+    WeightErrorRow,
+)
+from app.compression.measure.options import MeasureOptions
+from app.compression.passes.base import PASS_REGISTRY, PassConfig, PassContext, PassReport
+
+
+class PassRequest(BaseModel):
+    """Run one pass on one model file."""
+
+    kind: Literal["pass"] = "pass"
+    # SerializeAsAny: the pass's own fields go along, not just PassConfig's `type`.
+    config: SerializeAsAny[PassConfig] = Field(description="The pass's config, fully defaulted.")
+    input: Path = Field(description="The model file the pass reads.")
+    output: Path = Field(description="Where the pass writes its model.")
+    context: PassContext = Field(description="Calibration data, shapes and seed of the job.")
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _as_its_pass_config(cls, value: Any) -> Any:
+        """Read back from JSON, a config becomes its registered pass's config class."""
+        if not isinstance(value, dict):
+            return value
+        registered = PASS_REGISTRY.get(str(value.get("type")))
+        if registered is None:
+            raise ValueError(f"no pass of type {value.get('type')!r} is registered here")
+        return registered.config_cls.model_validate(value)
+
+
+class BenchmarkRequest(BaseModel):
+    """Measure one model, against a baseline when there is one."""
+
+    kind: Literal["benchmark"] = "benchmark"
+    model: Path = Field(description="The model measured (the compressed one of a pair).")
+    baseline: Path | None = Field(
+        default=None, description="The original to compare with; None for a single model."
+    )
+    options: MeasureOptions = Field(description="How to measure, settings already merged in.")
+
+
+class PassResult(BaseModel):
+    """The pass ran and wrote its output."""
+
+    kind: Literal["pass"] = "pass"
+    report: PassReport = Field(description="What the pass did.")
+
+
+class BenchmarkResult(BaseModel):
+    """The metrics, and the per-tensor and per-node rows that go to the job's report."""
+
+    kind: Literal["benchmark"] = "benchmark"
+    metrics: Metrics | ModelMetrics = Field(
+        description="The pair's metrics, or one model's block without a baseline."
+    )
+    weights: list[WeightErrorRow] = Field(
+        default_factory=list, description="Per weight tensor error (pairs only)."
+    )
+    sensitivity: list[NodeSensitivityRow] = Field(
+        default_factory=list, description="Per quantized node output error (pairs only)."
+    )
+
+
+class SandboxFailure(BaseModel):
+    """The work failed in a way the child could tell: the job fails with this code."""
+
+    kind: Literal["error"] = "error"
+    code: str = Field(description="A stable machine word, such as provider_unavailable.")
+    message: str = Field(description="What went wrong, for the user.")
+
+
+SandboxRequest = Annotated[PassRequest | BenchmarkRequest, Field(discriminator="kind")]
+SandboxResult = Annotated[
+    PassResult | BenchmarkResult | SandboxFailure, Field(discriminator="kind")
+]
+sandbox_request: TypeAdapter[PassRequest | BenchmarkRequest] = TypeAdapter(SandboxRequest)
+sandbox_result: TypeAdapter[PassResult | BenchmarkResult | SandboxFailure] = TypeAdapter(
+    SandboxResult
+)
