@@ -29,7 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --system --gid 10001 modelpress \
  && useradd --system --uid 10001 --gid modelpress --create-home \
         --home-dir /home/modelpress --shell /usr/sbin/nologin modelpress \
- && mkdir -p /data && chown modelpress:modelpress /data
+ && mkdir -p /data /spool && chown modelpress:modelpress /data /spool
 
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
@@ -41,4 +41,6 @@ COPY alembic.ini ./
 
 USER modelpress
 EXPOSE 8000
+# The API by default. A worker: `modelpress worker -- -Q modelpress --concurrency=2`, which starts
+# the Celery worker again whenever it exits on its own (see docker-compose.yml).
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]

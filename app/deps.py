@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from typing import Annotated, TypeVar
 
@@ -10,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app.db import session_scope
+from app.errors import UnauthorizedProblem
 from app.pagination import PageRequest
 from app.settings import Settings, get_settings
 from app.storage import Storage, get_storage
@@ -38,7 +40,31 @@ def get_tenant_id(
     if not settings.auth_enabled:
         return DEFAULT_TENANT
     secret = credentials.credentials if credentials else None
-    return tenants_service.tenant_for_key(session, secret)
+    tenant_id = tenants_service.tenant_for_key(session, secret)
+    # Ends the lookup's read-only transaction: its pool connection goes back while an upload
+    # streams in, and the handler's own work starts a fresh one.
+    session.commit()
+    return tenant_id
+
+
+def require_metrics_token(
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """GET /metrics counts every tenant's jobs: only the operator's metrics token may read it.
+
+    Without a token configured it is open only where API keys are off (the embedded default).
+    """
+    token = settings.metrics_token
+    if not token:
+        if settings.auth_enabled:
+            raise UnauthorizedProblem(
+                "/metrics needs MODELPRESS_METRICS_TOKEN set on the server, sent as a Bearer token"
+            )
+        return
+    given = credentials.credentials if credentials else ""
+    if not secrets.compare_digest(given.encode(), token.encode()):
+        raise UnauthorizedProblem("send the metrics token as 'Authorization: Bearer <token>'")
 
 
 # scope="function" closes the unit of work before the response is sent, so a client that

@@ -6,6 +6,7 @@ never clashes with the compression library's own `...Error` exceptions it is rai
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -112,6 +113,37 @@ class ServiceUnavailableProblem(ProblemError):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
+class ServiceBusyProblem(ProblemError):
+    """Every slot of a bounded resource stayed taken; `retry_after_s` goes into Retry-After."""
+
+    status, code, title = 503, "service_busy", "Service busy"
+
+
+class StorageFullProblem(ProblemError):
+    status, code, title = 507, "storage_full", "Insufficient storage"
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is a full disk or an exhausted quota."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def storage_full() -> StorageFullProblem:
+    """The problem a full disk becomes: the request kept nothing and may be retried later."""
+    return StorageFullProblem(
+        "the server's disk is full: nothing from this request was kept; retry later",
+        retry_after_s=60,
+    )
+
+
 def _field_path(loc: Any) -> str:
     """Dotted path of a validation error, without FastAPI's leading 'body'/'query'."""
     parts = [str(part) for part in loc]
@@ -133,11 +165,37 @@ def problem_response(status: int, code: str, title: str, detail: str, **extra: A
 
 
 _HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
     404: ("not_found", "Not found"),
     405: ("method_not_allowed", "Method not allowed"),
+    408: ("request_timeout", "Request timeout"),
     413: ("request_too_large", "Request too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
 }
+
+
+def response_for(exc: ProblemError) -> JSONResponse:
+    """The problem+json answer of a typed error, with its WWW-Authenticate or Retry-After."""
+    response = problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    if "retry_after_s" in exc.extra:
+        response.headers["Retry-After"] = str(exc.extra["retry_after_s"])
+    return response
+
+
+def _json_syntax_problem(error: dict[str, Any], document: Any) -> JSONResponse:
+    """Where a request body stopped being JSON: line, column and what the parser expected."""
+    position = error["loc"][-1] if isinstance(error["loc"][-1], int) else 0
+    text = document if isinstance(document, str) else ""
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+    return problem_response(
+        400, "invalid_json", "Invalid JSON",
+        f"the body is not valid JSON: {reason} at line {line}, column {column}",
+        line=line, column=column, position=position,
+    )  # fmt: skip
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -145,22 +203,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        response = problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
-        if "retry_after_s" in exc.extra:
-            response.headers["Retry-After"] = str(exc.extra["retry_after_s"])
-        return response
+        return response_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        raw = list(exc.errors())
+        if raw and raw[0].get("type") == "json_invalid":
+            return _json_syntax_problem(raw[0], exc.body)
         errors = [
             {
                 "loc": _field_path(err.get("loc", ())),
                 "msg": err.get("msg", ""),
                 "type": err.get("type"),
             }
-            for err in exc.errors()
+            for err in raw
         ]
         first = errors[0] if errors else {"loc": "", "msg": "invalid request"}
         field = first["loc"]
@@ -178,7 +234,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
-        return problem_response(exc.status_code, code, title, str(exc.detail))
+        response = problem_response(exc.status_code, code, title, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(DataError)
     async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
@@ -207,8 +265,18 @@ def install_error_handlers(app: FastAPI) -> None:
             503, "database_unavailable", "Database unavailable", "The database is unreachable."
         )
 
+    @app.exception_handler(OSError)
+    async def _disk_full(request: Request, exc: OSError) -> JSONResponse:
+        if not is_disk_full(exc):
+            raise exc  # anything else is unexpected: the 500 handler logs it
+        log.error("disk full serving %s %s: %s", request.method, request.url.path, exc)
+        return response_for(storage_full())
+
     @app.exception_handler(StorageError)
-    async def _storage_down(_: Request, exc: StorageError) -> JSONResponse:
+    async def _storage_down(request: Request, exc: StorageError) -> JSONResponse:
+        if is_disk_full(exc):
+            log.error("disk full serving %s %s: %s", request.method, request.url.path, exc)
+            return response_for(storage_full())
         log.warning("storage error: %s", exc)
         return problem_response(
             503, "storage_unavailable", "Storage unavailable", "The model store did not answer."

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.db import get_engine
-from app.deps import SessionDep
+from app.deps import SessionDep, require_metrics_token
 from app.jobs import repository as jobs_repository
 from app.jobs.queue import producer
 from app.storage import get_storage
@@ -67,7 +67,9 @@ def job_counts_text(session: Session) -> str:
     return "\n".join(lines) + "\n"
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics", response_class=PlainTextResponse, dependencies=[Depends(require_metrics_token)]
+)
 def metrics(session: SessionDep) -> str:
     """Job counts by status, in Prometheus text format."""
     return job_counts_text(session)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import health, limits
 from app.benchmarks.router import router as benchmarks_router
 from app.datasets.router import router as datasets_router
+from app.deps import get_tenant_id
 from app.errors import install_error_handlers
 from app.jobs.router import router as jobs_router
-from app.limits import JsonBodyLimit
+from app.limits import RequestGate
 from app.onnx_models.router import router as models_router
 from app.settings import get_settings
 from app.tenants.tables import DEFAULT_TENANT
@@ -37,13 +38,12 @@ def create_app() -> FastAPI:
         description="Compression as a service for ONNX models: upload, compress, benchmark.",
     )
     install_error_handlers(app)
+    app.add_middleware(RequestGate)
     app.include_router(health.router)
-    app.include_router(limits.router)
-    app.add_middleware(JsonBodyLimit)
-    app.include_router(models_router)
-    app.include_router(datasets_router)
-    app.include_router(jobs_router)
-    app.include_router(benchmarks_router)
+    # Every /v1 endpoint needs a key (when keys are on), whether or not it reads the tenant.
+    v1_routers = (limits.router, models_router, datasets_router, jobs_router, benchmarks_router)
+    for v1_router in v1_routers:
+        app.include_router(v1_router, dependencies=[Depends(get_tenant_id)])
     app.include_router(web_router)
     mount_static(app)
     return app

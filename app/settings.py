@@ -60,11 +60,34 @@ class Settings(BaseSettings):
     )
     queued_resend_after_s: float = Field(
         default=600.0,
-        description="A job queued this long since it was sent is sent again, in case the broker "
-        "lost the message; a duplicate delivery is harmless.",
+        description="A job queued this long since it was sent, or handed to the benchmark queue "
+        "this long ago and not picked up, is sent again in case the broker lost the message; a "
+        "duplicate delivery is harmless.",
     )
     reaper_interval_s: float = Field(
         default=15.0, description="How often each worker looks for lost jobs and the outbox."
+    )
+    storage_retries: int = Field(
+        default=5,
+        ge=0,
+        description="Retries of a job stage that storage failed, before the job fails with "
+        "storage_unavailable.",
+    )
+    storage_retry_backoff_s: float = Field(
+        default=10.0, ge=0, description="Wait before the first such retry; doubles on each one."
+    )
+    s3_max_attempts: int = Field(
+        default=5, ge=1, description="Attempts of one S3 call (boto3 standard retries)."
+    )
+    leftover_grace_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Leftovers of crashes (temp files, unreferenced stored objects, incomplete "
+        "multipart uploads) untouched this long are removed; work folders never before the job "
+        "time limit has passed.",
+    )
+    leftover_sweep_interval_s: float = Field(
+        default=600.0, gt=0, description="How often each worker sweeps for leftovers."
     )
     job_memory_limit_mb: int = Field(
         default=8192, description="Address-space limit of the child process that runs a pass."
@@ -82,7 +105,9 @@ class Settings(BaseSettings):
         default=_BENCHMARK_DEFAULTS.threads, description="Threads of a job that gives none."
     )
     benchmark_time_budget_s: float = Field(
-        default=30.0, description="Upper bound on the timed part of one benchmark."
+        default=30.0,
+        description="Upper bound on one benchmark's measuring: warm-up, timed runs, batch sizes, "
+        "memory probes and evaluation together (loading the models comes on top).",
     )
     auth_required: bool | None = Field(
         default=None,
@@ -91,6 +116,28 @@ class Settings(BaseSettings):
     )
     presign_downloads: bool = Field(
         default=False, description="Answer downloads from S3 with a redirect to a presigned URL."
+    )
+    body_read_timeout_s: float = Field(
+        default=60.0,
+        description="A request body that sends nothing for this long is answered 408 and dropped.",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token GET /metrics requires. Unset: /metrics answers only when API "
+        "keys are off (the embedded default).",
+    )
+    max_concurrent_validations: int = Field(
+        default=2, ge=1, description="Uploaded models validated at once by one API process."
+    )
+    validation_wait_s: float = Field(
+        default=30.0,
+        description="How long an upload waits for a free validation slot before a 503.",
+    )
+    validation_memory_limit_mb: int = Field(
+        default=8192, description="Address-space limit of the child process that checks an upload."
+    )
+    validation_time_limit_s: float = Field(
+        default=300.0, description="Wall-time limit of the child process that checks an upload."
     )
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 from collections.abc import AsyncIterator
@@ -137,8 +138,11 @@ class _PartSink:
             self.form.fields[self._name] = self._buffer.decode("utf-8", "replace")
 
     def close(self) -> None:
+        """Close the temp file, even one whose last write failed (a full disk fails it again)."""
         if self._out is not None:
-            self._out.close()
+            out, self._out = self._out, None
+            with contextlib.suppress(OSError):
+                out.close()
 
 
 MAX_NAME_LENGTH = 255

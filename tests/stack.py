@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,11 +31,19 @@ class LiveStack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def tmp_dir(self) -> Path:
+        """The temp folder of the stack's processes (their own, so a test can look inside)."""
+        path = self.log_dir / "tmp"
+        path.mkdir(exist_ok=True)
+        return path
+
     def _spawn(self, name: str, args: list[str]) -> None:
         log = (self.log_dir / f"{name}.log").open("ab")
+        env = {**self.env, "TMPDIR": str(self.tmp_dir)}
         # A session of its own, so a test can kill the whole process tree like a crash would.
         self.procs[name] = subprocess.Popen(
-            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
 
@@ -56,25 +65,29 @@ class LiveStack:
         )
         self._wait_ready()
 
-    def start_worker(self) -> None:
+    def start_worker(self, concurrency: int = 1) -> None:
+        """`modelpress worker`, as deployed: a supervisor that restarts the Celery worker."""
+        queues = ",".join(
+            self.env[name] for name in ("MODELPRESS_QUEUE_NAME", "MODELPRESS_BENCHMARK_QUEUE_NAME")
+        )
         self._spawn(
             "worker",
             [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "--pool=prefork",
-                "--concurrency=1",
-                "--loglevel=INFO",
-                "-Q",
-                f"{self.env['MODELPRESS_QUEUE_NAME']},{self.env['MODELPRESS_BENCHMARK_QUEUE_NAME']}",
-                "-n",
-                f"test-{os.getpid()}@%h",
+                sys.executable, "-m", "app.cli.main", "worker", "--restart-delay", "0.5", "--",
+                "--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO",
+                "-Q", queues, "-n", f"test-{os.getpid()}-{self.port}@%h",
             ],
-        )
+        )  # fmt: skip
+
+    def celery_worker_pid(self, timeout_s: float = 30.0) -> int:
+        """The Celery worker's main process under the supervisor (it may be restarting)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            children = psutil.Process(self.procs["worker"].pid).children()
+            if children:
+                return children[0].pid
+            time.sleep(0.1)
+        raise TimeoutError(f"no Celery worker under the supervisor:\n{self.logs('worker')}")
 
     def _wait_ready(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -103,9 +116,11 @@ class LiveStack:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
-    def logs(self, name: str) -> str:
+    def logs(self, name: str, *, whole: bool = False) -> str:
+        """The end of a process's log (for failure messages), or all of it."""
         path = self.log_dir / f"{name}.log"
-        return path.read_text(errors="replace")[-8000:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text if whole else text[-8000:]
 
     def kill(self, name: str) -> None:
         """SIGKILL a process and everything it started: no shutdown code runs."""

@@ -6,17 +6,20 @@ Every accepted job must end (succeeded, or failed with a reason) and the service
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from app.pipeline.leftovers import sweep_temp_folder
 from tests.builders import build_mlp
-from tests.conftest import PG_ADMIN_URL, TEST_DB, _admin, free_port, make_bucket, wait_for_port
+from tests.conftest import free_port, wait_for_port
+from tests.private_stack import private_stack
 from tests.stack import LiveStack
 
 
@@ -64,11 +67,16 @@ def test_a_worker_killed_mid_job_hands_the_job_to_the_next_worker(
         _wait_for_stage(client, job_id, "test_sleep")
 
         live_stack.kill("worker")  # SIGKILL the worker and its pool: no cleanup runs
+        killed_at = datetime.now(UTC)
+        left = list(live_stack.tmp_dir.glob(f"job-{job_id}-*"))
         live_stack.start_worker()
         job = live_stack.wait_for_job(client, job_id, timeout_s=90)
+    # The sweep (with the kill as its cutoff) takes the dead run's work folder, not the new one's.
+    sweep_temp_folder(live_stack.tmp_dir, killed_at)
 
     assert job["status"] == "succeeded", job["error"]
     assert job["attempts"] == 2
+    assert len(left) == 1 and not left[0].exists()
 
 
 def _wait_for_stage(client: httpx.Client, job_id: str, stage: str, timeout_s: float = 60) -> None:
@@ -80,64 +88,117 @@ def _wait_for_stage(client: httpx.Client, job_id: str, stage: str, timeout_s: fl
     raise TimeoutError(f"job {job_id} never reached stage {stage}")
 
 
+class PrivateRedis:
+    """A Redis of a test's own, so it can be stopped without touching the shared one."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port, self.workdir = free_port(), workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port)
+
+    def stop(self, *, crash: bool = False) -> None:
+        """`shutdown nosave`, or SIGKILL when `crash`: either way every message is lost."""
+        if self.proc is None:
+            return
+        if crash:
+            self.proc.kill()
+        else:
+            subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"],
+                           check=False, capture_output=True)  # fmt: skip
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """A Redis of this test's own, so it can be stopped without touching the shared one."""
-    port = free_port()
-    proc = _start_redis(port, tmp_path)
-    yield port, tmp_path
-    proc.terminate()
-    proc.wait(timeout=10)
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    redis.stop()
 
 
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_for_port(port)
-    return proc
+@pytest.fixture
+def private_broker_stack(
+    live_stack: LiveStack, private_redis: PrivateRedis, request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveStack]:  # fmt: skip
+    """An API and a worker of the test's own on `private_redis`; the worker, as deployed, polls
+    for more work while it runs a job (two processes)."""
+    with private_stack(
+        live_stack, request.node.name, tmp_path_factory.mktemp("broker-fault"), concurrency=2,
+        MODELPRESS_BROKER_URL=private_redis.url,
+    ) as stack:  # fmt: skip
+        yield stack
 
 
 def test_jobs_accepted_while_the_broker_is_down_all_end(
-    live_stack: LiveStack, private_redis: tuple[int, Path], small_model: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:  # fmt: skip
-    port, workdir = private_redis
-    database = f"{TEST_DB}_broker_fault"
-    _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{database}"')
-    env = {
-        **live_stack.env,
-        "MODELPRESS_DATABASE_URL": f"{PG_ADMIN_URL}/{database}",
-        "MODELPRESS_BROKER_URL": f"redis://127.0.0.1:{port}/0",
-    }
-    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], env=env, check=True,
-                   capture_output=True, cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
-    make_bucket(env["MODELPRESS_S3_ENDPOINT_URL"], "modelpress-broker-fault")
-    env["MODELPRESS_STORAGE_URL"] = "s3://modelpress-broker-fault/models"
-    stack = LiveStack(env=env, log_dir=tmp_path_factory.mktemp("broker-fault"), port=free_port())
-    try:
-        stack.start_api()
-        stack.start_worker()
-        stack.api_key = stack.admin("create-key", stack.admin("create-tenant", "t")["id"])["key"]
-        with stack.client() as client:
-            model_id = _upload(client, small_model)
-            before = [_submit(client, model_id, {"type": "convert_fp16"}) for _ in range(2)]
-            subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
-            during = [_submit(client, model_id, {"type": "convert_fp16"}) for _ in range(3)]
-            redis = _start_redis(port, workdir)
-            try:
-                ended = [stack.wait_for_job(client, j, timeout_s=120) for j in before + during]
-            finally:
-                redis.terminate()
-                redis.wait(timeout=10)
-    finally:
-        stack.stop()
-        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    private_broker_stack: LiveStack, private_redis: PrivateRedis, small_model: Path
+) -> None:
+    stack = private_broker_stack
+    with stack.client() as client:
+        model_id = _upload(client, small_model)
+        before = [_submit(client, model_id, {"type": "convert_fp16"}) for _ in range(2)]
+        private_redis.stop()
+        during = [_submit(client, model_id, {"type": "convert_fp16"}) for _ in range(3)]
+        private_redis.start()
+        ended = [stack.wait_for_job(client, j, timeout_s=120) for j in before + during]
 
     assert [j["status"] for j in ended] == ["succeeded"] * 5, [j["error"] for j in ended]
+
+
+def test_the_broker_going_away_mid_job_leaves_a_worker_that_finishes_it_and_the_next(
+    private_broker_stack: LiveStack, private_redis: PrivateRedis, small_model: Path
+) -> None:
+    stack = private_broker_stack
+    with stack.client() as client:
+        model_id = _upload(client, small_model)
+        in_flight = _submit(client, model_id, {"type": "test_sleep", "seconds": 10})
+        _wait_for_stage(client, in_flight, "test_sleep")
+        celery_pid = stack.celery_worker_pid()
+        time.sleep(1)  # the worker is back to waiting on Redis for more work
+
+        private_redis.stop(crash=True)  # while the worker holds the task, unacknowledged
+        time.sleep(4)
+        private_redis.start()
+        first = stack.wait_for_job(client, in_flight, timeout_s=60)
+        after = stack.wait_for_job(
+            client, _submit(client, model_id, {"type": "convert_fp16"}), timeout_s=60
+        )
+
+    assert first["status"] == "succeeded", (first["error"], stack.logs("worker"))
+    assert after["status"] == "succeeded", (after["error"], stack.logs("worker"))
+    # The same worker carried the job through the outage: it neither died nor needed restarting.
+    assert first["attempts"] == 1
+    assert stack.celery_worker_pid() == celery_pid
+    assert "Unrecoverable error" not in stack.logs("worker", whole=True)
+
+
+def test_a_celery_worker_that_exits_is_started_again(
+    live_stack: LiveStack, small_model: Path
+) -> None:
+    killed = live_stack.celery_worker_pid()
+    os.kill(killed, signal.SIGKILL)  # as if it had died of an error it could not recover from
+
+    with live_stack.client() as client:
+        model_id = _upload(client, small_model)
+        job = live_stack.wait_for_job(
+            client, _submit(client, model_id, {"type": "convert_fp16"}), timeout_s=60
+        )
+
+    assert job["status"] == "succeeded", job["error"]
+    assert live_stack.celery_worker_pid() != killed
+    assert "starting it again" in live_stack.logs("worker", whole=True)
 
 
 def test_the_api_recovers_from_a_postgres_restart(live_stack: LiveStack) -> None:

@@ -66,3 +66,11 @@ def test_model_quota(api: Any, db_session: Session, monkeypatch: pytest.MonkeyPa
 
     assert response.status_code == 409
     assert response.json()["code"] == "quota_exceeded"
+
+
+def test_limits_report_the_request_bounds(api: Any) -> None:
+    body = api.get("/v1/limits").json()
+
+    assert body["max_input_dim"] == 2**20
+    assert body["max_input_elements"] == 2**30
+    assert body["body_read_timeout_s"] == get_settings().body_read_timeout_s

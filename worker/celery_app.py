@@ -11,6 +11,7 @@ from celery.signals import worker_ready
 from app.jobs.queue import celery_config
 from app.pipeline.reaper import start_background_reaper
 from app.settings import get_settings
+from worker.broker import REDIS_TRANSPORT
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,10 @@ logging.getLogger("app").setLevel(logging.INFO)
 
 celery_app = Celery("modelpress", include=["worker.tasks"])
 celery_app.conf.update(celery_config(get_settings()))
+if celery_app.conf.broker_url.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport with the fix that keeps the worker alive when Redis goes away
+    # while it holds a task (see worker.broker).
+    celery_app.conf.broker_transport = REDIS_TRANSPORT
 app = celery_app
 
 

@@ -8,26 +8,32 @@ from app.jobs.queue import BENCHMARK_TASK, RUN_JOB_TASK
 from app.pipeline.benchmark import run_benchmark
 from app.pipeline.compress import run_compress
 from app.pipeline.frame import TransientJobError
+from app.settings import get_settings
 from worker.celery_app import celery_app
-
-MAX_RETRIES = 3
 
 
 def _retrying(task: Any, stage: Any, job_id: str) -> None:
-    final_attempt = task.request.retries >= MAX_RETRIES
+    """Run a stage; a transient failure (storage) has handed the job back to the queue, and the
+    task runs again after a doubling delay, until the last retry fails the job for good."""
+    settings = get_settings()
+    retries = task.request.retries
     try:
-        stage(job_id, final_attempt=final_attempt)
+        stage(job_id, final_attempt=retries >= settings.storage_retries)
     except TransientJobError as exc:
-        raise task.retry(exc=exc, countdown=2 ** (task.request.retries + 1)) from exc
+        raise task.retry(
+            exc=exc,
+            countdown=settings.storage_retry_backoff_s * 2**retries,
+            max_retries=settings.storage_retries,
+        ) from exc
 
 
-@celery_app.task(name=RUN_JOB_TASK, bind=True, max_retries=MAX_RETRIES)
+@celery_app.task(name=RUN_JOB_TASK, bind=True)
 def run_job(self: Any, job_id: str) -> None:
     """The compress stage: run the recipe's passes, then queue the benchmark."""
     _retrying(self, run_compress, job_id)
 
 
-@celery_app.task(name=BENCHMARK_TASK, bind=True, max_retries=MAX_RETRIES)
+@celery_app.task(name=BENCHMARK_TASK, bind=True)
 def benchmark_job(self: Any, job_id: str) -> None:
     """The benchmark stage: time and evaluate, then finish the job."""
     _retrying(self, run_benchmark, job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from app.compression.measure.options import BenchmarkOptions
+from app.jobs.schemas import InputShapes
 
 
 class BenchmarkCreate(BenchmarkOptions):
@@ -17,6 +18,6 @@ class BenchmarkCreate(BenchmarkOptions):
     eval_dataset_id: str | None = Field(
         default=None, max_length=64, description="Evaluation inputs (and labels for accuracy)."
     )
-    input_shapes: dict[str, list[int]] | None = Field(
+    input_shapes: InputShapes | None = Field(
         default=None, description="Fixed shapes for inputs with symbolic dims, by input name."
     )

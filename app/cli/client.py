@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +19,25 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 class ApiError(Exception):
     """A non-2xx answer, carrying the problem+json fields when the server sent them."""
 
-    def __init__(self, status: int, code: str, detail: str, title: str = "") -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        title: str = "",
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(f"{status} {code}: {detail}")
         self.status = status
         self.code = code
         self.detail = detail
         self.title = title
+        self.retry_after_s = retry_after_s  # the server's Retry-After, when it sent one
 
     @classmethod
     def from_response(cls, resp: httpx.Response) -> ApiError:
         """Build from a response that is already read."""
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         try:
             body = resp.json()
         except ValueError:
@@ -39,9 +52,42 @@ class ApiError(Exception):
                 str(body.get("code") or f"http_{resp.status_code}"),
                 detail or str(body.get("title") or resp.reason_phrase),
                 str(body.get("title") or ""),
+                retry_after,
             )
         text = resp.text.strip()[:300] or resp.reason_phrase
-        return cls(resp.status_code, f"http_{resp.status_code}", text)
+        return cls(resp.status_code, f"http_{resp.status_code}", text, "", retry_after)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class CheckedFile(io.FileIO):
+    """A file opened for reading that calls `before_read` before each chunk it hands out.
+
+    The upload reads the model through it, so a Ctrl-C noted by the caller can stop the
+    upload between two chunks: the server then sees a cut-off body and stores nothing.
+    """
+
+    def __init__(self, path: Path, before_read: Callable[[], None]) -> None:
+        super().__init__(path, "rb")
+        self._before_read = before_read
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self._before_read()
+        return super().read(size)
 
 
 class Client:
@@ -88,12 +134,27 @@ class Client:
             raise ApiError(resp.status_code, "bad_response", "expected a JSON object")
         return data
 
-    def upload_model(self, path: Path, name: str | None = None) -> dict[str, Any]:
+    def upload_model(
+        self, path: Path, name: str | None = None, before_read: Callable[[], None] = lambda: None
+    ) -> dict[str, Any]:
         """POST /v1/models; httpx streams the file from disk in chunks."""
         data = {"name": name} if name else {}
-        with path.open("rb") as fh:
+        with CheckedFile(path, before_read) as fh:
             files = {"file": (path.name, fh, "application/octet-stream")}
             return self._json("POST", "/v1/models", files=files, data=data)
+
+    def delete_model(self, model_id: str) -> None:
+        """DELETE /v1/models/{id}."""
+        resp = self._http.delete(f"/v1/models/{model_id}")
+        if resp.is_error:
+            raise ApiError.from_response(resp)
+
+    def preset_names(self) -> list[str]:
+        """The names GET /v1/presets lists."""
+        items = self._json("GET", "/v1/presets").get("items")
+        if not isinstance(items, list):
+            raise ApiError(200, "bad_response", "GET /v1/presets answered without items")
+        return [str(p.get("name")) for p in items if isinstance(p, dict)]
 
     def create_job(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST /v1/jobs."""

@@ -66,7 +66,12 @@ def summary(job: dict[str, Any]) -> str:
     lines.append(f"speedup ratio:     {_num(metrics.get('speedup_ratio'), '.2f')}x")
     lines.append(f"cosine similarity: {_num(fidelity.get('cosine_similarity'), '.6f')}")
     lines.append(f"max abs error:     {_num(fidelity.get('max_abs_error'), '.3g')}")
-    for warning in [*(metrics.get("warnings") or []), *(job.get("warnings") or [])]:
-        text = warning.get("message", warning) if isinstance(warning, dict) else warning
-        lines.append(f"warning: {text}")
+    lines.extend(f"warning: {text}" for text in _warnings(job, metrics))
     return "\n".join(lines)
+
+
+def _warnings(job: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    # The job's warnings already include the metrics' ones: each is said once, in order.
+    found = [*(job.get("warnings") or []), *(metrics.get("warnings") or [])]
+    texts = [str(w.get("message", w)) if isinstance(w, dict) else str(w) for w in found]
+    return list(dict.fromkeys(texts))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,12 @@ def get(session: Session, dataset_id: str, *, tenant_id: str) -> DatasetTable | 
 def list_page(session: Session, page: PageRequest, *, tenant_id: str) -> Page[DatasetTable]:
     query = select(DatasetTable).where(DatasetTable.tenant_id == tenant_id)
     return paginate(session, query, DatasetTable, page)
+
+
+def referenced_storage_keys(session: Session, keys: Collection[str]) -> set[str]:
+    """Which of `keys` some row of any tenant stores its file under (the leftover sweep)."""
+    query = select(DatasetTable.storage_key).where(DatasetTable.storage_key.in_(list(keys)))
+    return set(session.scalars(query))
 
 
 def delete(session: Session, dataset: DatasetTable) -> None:

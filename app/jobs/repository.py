@@ -96,6 +96,26 @@ def reclaim_running(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def mark_handoffs_resent(session: Session, handoff_stage: str, sent_before: datetime) -> list[str]:
+    """Ids of running jobs left at `handoff_stage` (their next task sent) since before
+    `sent_before` and not resent since; each is marked resent now, so that of several sweepers
+    only one resends it. The heartbeat stays as it was: the lease still ends a job that no
+    worker ever picks up."""
+    result = session.execute(
+        update(JobTable)
+        .where(
+            JobTable.status == JobStatus.RUNNING.value,
+            JobTable.stage == handoff_stage,
+            JobTable.heartbeat_at < sent_before,
+            or_(JobTable.enqueued_at.is_(None), JobTable.enqueued_at < sent_before),
+        )
+        .values(enqueued_at=utcnow())
+        .returning(JobTable.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars())
+
+
 def touch(session: Session, job_id: str) -> bool:
     """Renew a running job's heartbeat (its lease)."""
     result = session.execute(

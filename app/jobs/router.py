@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import PageQuery, SessionDep, TenantDep, located
+from app.deps import PageQuery, SessionDep, StorageDep, TenantDep, located
 from app.jobs import repository, service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.schemas import JobCreate, JobList, JobOut, JobReport, PresetList
@@ -57,9 +57,11 @@ def get_job(job_id: str, session: SessionDep, tenant_id: TenantDep) -> JobOut:
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: str, session: SessionDep, tenant_id: TenantDep) -> JobOut:
+def cancel_job(
+    job_id: str, session: SessionDep, storage: StorageDep, tenant_id: TenantDep
+) -> JobOut:
     """Cancel a queued or running job; a finished job is returned as it is."""
-    return service.to_out(service.cancel(session, job_id, tenant_id=tenant_id))
+    return service.to_out(service.cancel(session, storage, job_id, tenant_id=tenant_id))
 
 
 @router.get("/v1/jobs/{job_id}/report", response_model=JobReport)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.compression.measure.metrics import (
     Metrics,
@@ -17,6 +18,29 @@ from app.compression.measure.options import BenchmarkOptions
 from app.compression.passes.base import PassReport
 from app.compression.passes.recipes import AnyPassConfig, Recipe
 from app.jobs.lifecycle import JobKind, JobStatus
+
+# Bounds on a client's input_shapes, checked when the request arrives: a shape past them could
+# only fail later, in a worker, as an allocation no machine makes.
+MAX_INPUT_DIM = 2**20
+MAX_INPUT_RANK = 16
+MAX_INPUT_ELEMENTS = 2**30
+
+
+def _bounded_element_counts(shapes: dict[str, list[int]]) -> dict[str, list[int]]:
+    for name, dims in shapes.items():
+        if (count := math.prod(dims)) > MAX_INPUT_ELEMENTS:
+            raise ValueError(
+                f"{name!r} would hold {count} elements; at most {MAX_INPUT_ELEMENTS} per input"
+            )
+    return shapes
+
+
+InputDim = Annotated[int, Field(ge=1, le=MAX_INPUT_DIM)]
+InputShapes = Annotated[
+    dict[str, Annotated[list[InputDim], Field(max_length=MAX_INPUT_RANK)]],
+    Field(max_length=1024),
+    AfterValidator(_bounded_element_counts),
+]
 
 
 class JobRecipe(Recipe):
@@ -35,8 +59,10 @@ class JobCreate(BaseModel):
     )
     calibration_dataset_id: str | None = None
     eval_dataset_id: str | None = None
-    input_shapes: dict[str, list[int]] | None = Field(
-        default=None, description="Fixed shapes for inputs with symbolic dims, by input name."
+    input_shapes: InputShapes | None = Field(
+        default=None,
+        description=f"Fixed shapes for inputs with symbolic dims, by input name; each dim 1 to "
+        f"{MAX_INPUT_DIM}, at most {MAX_INPUT_ELEMENTS} elements per input.",
     )
     benchmark: BenchmarkOptions = Field(default_factory=BenchmarkOptions)
 

@@ -26,6 +26,8 @@ from app.jobs.tables import JobTable
 from app.onnx_models import service as models_service
 from app.onnx_models.tables import ModelTable
 from app.settings import get_settings
+from app.storage import Storage
+from app.tenants import repository as tenants_repository
 
 
 def list_presets() -> list[PresetOut]:
@@ -68,6 +70,8 @@ def check_datasets(
 
 def _check_tenant_limits(session: Session, *, tenant_id: str) -> None:
     settings = get_settings()
+    # Held until the commit, so concurrent submits count each other's rows: none gets past.
+    tenants_repository.lock_for_update(session, tenant_id=tenant_id)
     active = repository.count_active_for_tenant(session, tenant_id=tenant_id)
     if active >= settings.max_active_jobs_per_tenant:
         raise TooManyActiveJobsProblem(
@@ -128,14 +132,18 @@ def get(session: Session, job_id: str, *, tenant_id: str) -> JobTable:
     return job
 
 
-def cancel(session: Session, job_id: str, *, tenant_id: str) -> JobTable:
-    """Cancel a queued or running job; a finished job is returned unchanged."""
+def cancel(session: Session, storage: Storage, job_id: str, *, tenant_id: str) -> JobTable:
+    """Cancel a queued or running job, dropping any output it recorded; a finished job is
+    returned unchanged."""
     job = get(session, job_id, tenant_id=tenant_id)
     while job.status not in TERMINAL_STATES:
         current = JobStatus(job.status)
         if repository.transition(
             session, job.id, current, JobStatus.CANCELED, finished_at=utcnow(), stage="canceled"
         ):
+            # Past its compress stage (at benchmark_queued or benchmark) the output is
+            # recorded: a canceled job leaves none behind. Its object goes after the commit.
+            models_service.remove_output_of(session, storage, job.id)
             break
         session.refresh(job)  # it moved on under us: look again
     session.refresh(job)

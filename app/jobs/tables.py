@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, text
+from sqlalchemy import Float, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, IdMixin
+from app.db import Base, IdMixin, UTCDateTime
 from app.jobs.lifecycle import JobKind, JobStatus
 from app.tenants.tables import DEFAULT_TENANT
 
@@ -52,9 +52,9 @@ class JobTable(IdMixin, Base):
         ForeignKey("models.id", ondelete="SET NULL")
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when the task reached the broker; NULL means it still has to be sent (outbox).
-    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Touched by the worker while it runs the job: a stale heartbeat means a vanished worker.
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

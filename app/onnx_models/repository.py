@@ -6,6 +6,8 @@ Lookups without it (by job, by storage key) serve the worker and file bookkeepin
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -48,6 +50,12 @@ def count_with_storage_key(session: Session, storage_key: str) -> int:
     return len(
         session.scalars(select(ModelTable.id).where(ModelTable.storage_key == storage_key)).all()
     )
+
+
+def referenced_storage_keys(session: Session, keys: Collection[str]) -> set[str]:
+    """Which of `keys` some row of any tenant stores its file under (the leftover sweep)."""
+    query = select(ModelTable.storage_key).where(ModelTable.storage_key.in_(list(keys)))
+    return set(session.scalars(query))
 
 
 def delete(session: Session, model: ModelTable) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
@@ -72,25 +74,46 @@ def download_model(
 ) -> Response:
     """The model's bytes (streamed, or zstd-coded), or a redirect to a presigned URL if enabled."""
     model = service.get(session, model_id, tenant_id=tenant_id)
+    extension = f"{model.packaging}.zst" if encoding == "zstd" else model.packaging
+    disposition = attachment(model.name, extension)
     if (
         encoding == "identity"
         and settings.presign_downloads
-        and (url := storage.presign(model.storage_key))
+        and (url := storage.presign(model.storage_key, content_disposition=disposition))
     ):
         return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
-    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in model.name)[:100] or "model"
     # Opened here, not lazily in the stream, so a missing object is a clean error response.
     stream = storage.open(model.storage_key)
-    headers = {"X-Model-Sha256": model.sha256}
+    headers = {"X-Model-Sha256": model.sha256, "Content-Disposition": disposition}
     if encoding == "zstd":
-        headers["Content-Disposition"] = f'attachment; filename="{filename}.{model.packaging}.zst"'
         return StreamingResponse(
             transport.zstd_stream(stream), media_type="application/zstd", headers=headers
         )
-    headers["Content-Disposition"] = f'attachment; filename="{filename}.{model.packaging}"'
     headers["Content-Length"] = str(model.size_bytes)
     media_type = "application/zip" if model.packaging == "zip" else "application/octet-stream"
     return StreamingResponse(iter_stream(stream), media_type=media_type, headers=headers)
+
+
+def attachment(name: str, extension: str) -> str:
+    """Content-Disposition of a download named after the model (RFC 6266): an ASCII `filename`
+    any client can read, plus the exact name as UTF-8 in `filename*` (RFC 8187) when they differ.
+
+    HTTP headers are Latin-1: a name such as 模型 cannot go into `filename` as it is.
+    """
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "model"
+    # Compatibility forms first, so ﬁ becomes fi and é becomes e rather than _.
+    decomposed = unicodedata.normalize("NFKD", name)
+    fallback = "".join(
+        c if c.isascii() and (c.isalnum() or c in "-_.") else "_"
+        for c in decomposed
+        if not unicodedata.combining(c)
+    )
+    if not any(c.isalnum() for c in fallback):
+        fallback = "model"
+    header = f'attachment; filename="{fallback}.{extension}"'
+    if fallback != name:
+        header += f"; filename*=UTF-8''{quote(f'{name}.{extension}', safe='')}"
+    return header
 
 
 @router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)

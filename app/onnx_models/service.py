@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from app.compression.graph import analysis, archive, transport
+from app.compression.graph.model_info import ModelInfo
 from app.db import call_after_commit, call_after_rollback, new_id
 from app.errors import (
     InvalidModelProblem,
@@ -21,6 +22,7 @@ from app.errors import (
 from app.jobs import repository as jobs_repository
 from app.onnx_models import repository
 from app.onnx_models.tables import ModelTable
+from app.onnx_models.validation import validate_model_file
 from app.settings import get_settings
 from app.storage import Storage
 from app.uploads import ReceivedFile, Upload, display_name
@@ -37,11 +39,9 @@ class ModelFile:
     key: str
 
 
-def _row_from_file(model_id: str, name: str, file: ModelFile, *, tenant_id: str) -> ModelTable:
-    try:
-        info = analysis.inspect_model(file.model_path)
-    except analysis.InvalidModelError as exc:
-        raise InvalidModelProblem(str(exc)) from exc
+def _row_from_file(
+    model_id: str, name: str, file: ModelFile, info: ModelInfo, *, tenant_id: str
+) -> ModelTable:
     return ModelTable(
         id=model_id,
         tenant_id=tenant_id,
@@ -88,7 +88,9 @@ def create_from_upload(
             sha256=received.sha256, key=key,
         )  # fmt: skip
         display = display_name(upload.name, received.filename, "model")
-        row = _row_from_file(model_id, display, file, tenant_id=tenant_id)
+        # The untrusted file is parsed in a sandbox child, never in the API process.
+        info = validate_model_file(model_path, settings)
+        row = _row_from_file(model_id, display, file, info, tenant_id=tenant_id)
     storage.put_file(key, received.path)
     # If the row never commits, the stored object must not outlive it.
     call_after_rollback(session, lambda: storage.delete(key))
@@ -109,7 +111,12 @@ def record_output(
     session: Session, file: ModelFile, *, tenant_id: str, name: str, parent_id: str, job_id: str
 ) -> ModelTable:
     """Record a model a job produced; its file is already stored under `file.key`."""
-    row = _row_from_file(new_id(), name, file, tenant_id=tenant_id)
+    # Our own pass wrote it, and the worker that calls this already runs outside the API.
+    try:
+        info = analysis.inspect_model(file.model_path)
+    except analysis.InvalidModelError as exc:
+        raise InvalidModelProblem(str(exc)) from exc
+    row = _row_from_file(new_id(), name, file, info, tenant_id=tenant_id)
     row.parent_id, row.job_id = parent_id, job_id
     return repository.add(session, row)
 
@@ -136,3 +143,12 @@ def remove(session: Session, storage: Storage, model: ModelTable) -> None:
     repository.delete(session, model)
     if repository.count_with_storage_key(session, key) == 0:
         call_after_commit(session, lambda: storage.delete(key))
+
+
+def remove_output_of(session: Session, storage: Storage, job_id: str) -> bool:
+    """Delete the output a job recorded, if any (its job ended without success)."""
+    output = repository.get_by_job(session, job_id)
+    if output is None:
+        return False
+    remove(session, storage, output)
+    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,8 @@ from app.jobs import repository
 from app.jobs.lifecycle import JobKind, JobStatus
 from app.jobs.tables import JobTable
 from app.onnx_models import repository as models_repository
-from app.onnx_models import service as models_service
 from app.onnx_models.tables import ModelTable
-from app.pipeline import frame
+from app.pipeline import frame, stopping
 from app.pipeline.frame import StageError
 from app.pipeline.sandbox import run_in_child
 from app.pipeline.sandbox_protocol import BenchmarkRequest, BenchmarkResult
@@ -102,12 +102,11 @@ def _measure(
         BenchmarkRequest(model=subject, baseline=baseline, options=options),
         memory_limit_mb=settings.job_memory_limit_mb,
         timeout_s=settings.job_time_limit_s,
+        should_stop=partial(stopping.stop_requested, job.id),
     )
 
 
-def _finish(
-    job: JobTable, inputs: BenchmarkInputs, storage: Storage, measured: BenchmarkResult
-) -> None:
+def _finish(job: JobTable, inputs: BenchmarkInputs, measured: BenchmarkResult) -> None:
     output_id = inputs.subject.id if job.kind == JobKind.COMPRESS else None
     metrics = measured.metrics.model_dump(mode="json", exclude_none=True)
     report_extra: dict[str, Any] = {}
@@ -121,19 +120,12 @@ def _finish(
     with session_scope() as session:
         current = repository.get_for_worker(session, job.id)
         report = {**((current.report if current else None) or {}), **report_extra}
-        done = repository.transition(
+        # A job that ended without us (canceled) stays as it is; run_benchmark drops its output.
+        repository.transition(
             session, job.id, JobStatus.RUNNING, JobStatus.SUCCEEDED,
             metrics=metrics, report=report, output_model_id=output_id,
             progress=1.0, stage="done", finished_at=utcnow(),
         )  # fmt: skip
-        if done or job.kind != JobKind.COMPRESS or current is None:
-            return
-        session.refresh(current)
-        if current.status in (JobStatus.CANCELED, JobStatus.FAILED):
-            # The job ended without us: its output must not outlive it.
-            output = models_repository.get_by_job(session, job.id)
-            if output is not None:
-                models_service.remove(session, storage, output)
 
 
 def run_benchmark(
@@ -144,13 +136,16 @@ def run_benchmark(
     job = frame.claim(job_id, handoff_stage=frame.BENCHMARK_HANDOFF)
     if job is None:
         return
+    storage = get_storage()
     with frame.working_on(
         job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
     ):
         inputs = _inputs(job)
         frame.progress(job_id, "benchmark", 0.85)
-        storage = get_storage()
         with tempfile.TemporaryDirectory(prefix=f"bench-{job_id}-") as tmp:
             measured = _measure(job, inputs, storage, settings, Path(tmp))
         frame.progress(job_id, "record", 0.98)
-        _finish(job, inputs, storage, measured)
+        _finish(job, inputs, measured)
+    # Reached when the job ended here (a retry raises past this): a compress job that failed
+    # or was canceled at this stage keeps no output.
+    stopping.drop_output_if_unsuccessful(job_id, storage)

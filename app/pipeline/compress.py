@@ -7,6 +7,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from app.jobs import queue, repository
 from app.jobs.tables import JobTable
 from app.onnx_models import repository as models_repository
 from app.onnx_models import service as models_service
-from app.pipeline import frame
+from app.pipeline import frame, stopping
 from app.pipeline.frame import BENCHMARK_HANDOFF, JobCanceled, StageError
 from app.pipeline.sandbox import run_in_child
 from app.pipeline.sandbox_protocol import PassRequest
@@ -60,11 +61,12 @@ def _inputs(job: JobTable) -> CompressInputs | None:
 
 
 def output_key(job: JobTable, inputs: CompressInputs) -> str:
-    """Same input, recipe, calibration data and shapes: same key, so retries never duplicate."""
+    """The job's own key: a retry of the job overwrites its object, and no two jobs (of one
+    tenant or of two) share one, so deleting one output can never take another's file."""
     recipe = Recipe.model_validate(job.recipe)
-    extra = json.dumps([inputs.calibration_sha256, job.input_shapes], sort_keys=True)
+    extra = json.dumps([inputs.calibration_sha256, job.input_shapes, job.id], sort_keys=True)
     digest = hashlib.sha256(f"{recipe.fingerprint()}:{extra}".encode()).hexdigest()
-    return f"outputs/{inputs.model.sha256}/{digest}"
+    return f"outputs/{inputs.model.sha256}/{job.id}-{digest}"
 
 
 def _run_passes(
@@ -81,6 +83,7 @@ def _run_passes(
             PassRequest(config=config, input=current, output=output, context=context),
             memory_limit_mb=settings.job_memory_limit_mb,
             timeout_s=settings.job_time_limit_s,
+            should_stop=partial(stopping.stop_requested, job.id),
         )
         reports.append(done.report.model_dump(mode="json"))
         current = output
@@ -122,9 +125,7 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
                 ):
                     raise JobCanceled(job.id)  # rolls back the output row
         except JobCanceled:
-            with session_scope() as session:
-                if models_repository.count_with_storage_key(session, key) == 0:
-                    storage.delete(key)
+            storage.delete(key)  # the job's own object, and its row rolled back
             raise
 
 
@@ -136,11 +137,15 @@ def run_compress(
     job = frame.claim(job_id)
     if job is None:
         return
+    storage = get_storage()
     with frame.working_on(
         job_id, final_attempt=final_attempt, time_limit_s=settings.job_time_limit_s
     ):
         inputs = _inputs(job)
         if inputs is not None:
-            _compress(job, inputs, get_storage(), settings)
+            _compress(job, inputs, storage, settings)
         frame.progress(job_id, BENCHMARK_HANDOFF, 0.8)
         queue.send_benchmark(job_id)
+    # Reached when the job ended here (a retry raises past this): failed or canceled, it keeps
+    # no output.
+    stopping.drop_output_if_unsuccessful(job_id, storage)

@@ -144,6 +144,19 @@ def fail(job_id: str, code: str, message: str) -> None:
         fail_in(session, job_id, code, message)
 
 
+def hand_back(job_id: str) -> bool:
+    """Put a running job back in the queue for its task's retry to claim (a running job with a
+    live lease is not ours to take); False if it no longer runs here (canceled meanwhile).
+
+    It counts as sent now: the retry is on its way, and the outbox resends it only if that
+    message is lost."""
+    with session_scope() as session:
+        return repository.transition(
+            session, job_id, JobStatus.RUNNING, JobStatus.QUEUED,
+            stage="retrying", heartbeat_at=None, enqueued_at=utcnow(),
+        )  # fmt: skip
+
+
 def fetch_model(storage: Storage, key: str, packaging: str, folder: Path) -> Path:
     """Download a stored model into `folder` (unpacking a zip safely); the .onnx path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -196,9 +209,11 @@ def failures_end_the_job(job_id: str, *, final_attempt: bool, time_limit_s: int)
         with session_scope() as session:
             repository.report_progress(session, job_id, "waiting_for_broker", 0.8)
     except StorageError as exc:
-        if not final_attempt:
+        if final_attempt:
+            fail(job_id, "storage_unavailable", str(exc))
+        elif hand_back(job_id):
+            log.warning("job %s: storage failed (%s); it will be retried", job_id, exc)
             raise TransientJobError(str(exc)) from exc
-        fail(job_id, "storage_unavailable", str(exc))
     except Exception as exc:
         log.exception("job %s failed", job_id)
         fail(job_id, "internal_error", f"{type(exc).__name__}: {exc}")

@@ -1,9 +1,11 @@
-"""No lost jobs: requeue (or fail) running jobs whose worker vanished, and drain the outbox."""
+"""No lost jobs: requeue (or fail) running jobs whose worker vanished, drain the outbox, resend
+lost benchmark hand-offs; and no leftovers of crashes (app.pipeline.leftovers)."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import or_
@@ -12,8 +14,10 @@ from app.db import session_scope, utcnow
 from app.jobs import queue, repository
 from app.jobs.lifecycle import JobStatus
 from app.jobs.tables import JobTable
+from app.pipeline import leftovers
 from app.pipeline.frame import BENCHMARK_HANDOFF
 from app.settings import Settings, get_settings
+from app.storage import get_storage
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +28,8 @@ def reap_lost_jobs(settings: Settings | None = None) -> dict[str, int]:
     settings = settings or get_settings()
     now = utcnow()
     stale_before = now - timedelta(seconds=settings.heartbeat_timeout_s)
-    # A job waiting in the benchmark queue renews nothing; only a very long wait means it is lost.
+    # A job waiting in the benchmark queue renews nothing: its task is resent after a short
+    # while (resend_lost_handoffs); only a very long wait means no worker takes it at all.
     handoff_stale_before = stale_before - timedelta(seconds=settings.job_time_limit_s)
     requeued: list[tuple[str, str]] = []
     failed = 0
@@ -71,23 +76,57 @@ def sweep_outbox(min_age_s: float = 10.0) -> int:
     return sum(queue.enqueue(session_scope, job_id, kind) for job_id, kind in pending)
 
 
+def resend_lost_handoffs(settings: Settings | None = None) -> int:
+    """Send the benchmark task again for compress jobs handed to the benchmark queue that no
+    worker picked up within `queued_resend_after_s` (the broker may have lost the message). A
+    duplicate finds the job taken (or ended) and changes nothing."""
+    settings = settings or get_settings()
+    sent_before = utcnow() - timedelta(seconds=settings.queued_resend_after_s)
+    with session_scope() as session:
+        job_ids = repository.mark_handoffs_resent(session, BENCHMARK_HANDOFF, sent_before)
+    sent = 0
+    for job_id in job_ids:
+        try:
+            queue.send_benchmark(job_id)
+        except queue.BrokerError as exc:
+            log.warning("could not resend the benchmark of job %s (%s); later", job_id, exc)
+            continue
+        log.warning("job %s waited for its benchmark too long; its task was sent again", job_id)
+        sent += 1
+    return sent
+
+
 def sweep_once(settings: Settings) -> None:
     try:
         reap_lost_jobs(settings)
         sweep_outbox(min_age_s=settings.reaper_interval_s)
+        resend_lost_handoffs(settings)
     except Exception:
         log.warning("reaper sweep failed; trying again later", exc_info=True)
 
 
+def sweep_leftovers_once(settings: Settings) -> None:
+    try:
+        leftovers.sweep_leftovers(settings, get_storage())
+    except Exception:
+        log.warning("leftover sweep failed; trying again later", exc_info=True)
+
+
 def start_background_reaper(settings: Settings | None = None) -> threading.Event:
-    """Run sweeps every `reaper_interval_s` in a daemon thread; set the event to stop it."""
+    """Run sweeps every `reaper_interval_s`, and the leftover sweep every
+    `leftover_sweep_interval_s`, in a daemon thread; set the event to stop it."""
     settings = settings or get_settings()
     stop = threading.Event()
 
     def loop() -> None:
-        sweep_once(settings)
-        while not stop.wait(settings.reaper_interval_s):
+        next_leftover_sweep = time.monotonic()
+        while True:
             sweep_once(settings)
+            if time.monotonic() >= next_leftover_sweep:
+                sweep_leftovers_once(settings)
+                next_leftover_sweep = time.monotonic() + settings.leftover_sweep_interval_s
+            if stop.wait(settings.reaper_interval_s):
+                return
 
     threading.Thread(target=loop, name="modelpress-reaper", daemon=True).start()
     return stop

@@ -1,4 +1,5 @@
-"""What the sandbox child runs: a pass, or a benchmark, each turned into one typed result.
+"""What the sandbox child runs: a pass, a benchmark or an upload check, each turned into one
+typed result.
 
 Imported by the child only once its memory limit is set: everything here may load onnx and
 onnxruntime.
@@ -10,7 +11,12 @@ import traceback
 from pathlib import Path
 
 from app.compression.errors import PassError
-from app.compression.graph.analysis import InvalidModelError, graph_inputs, load_proto
+from app.compression.graph.analysis import (
+    InvalidModelError,
+    graph_inputs,
+    inspect_model,
+    load_proto,
+)
 from app.compression.graph.npz import calibration_samples
 from app.compression.measure.benchmark import benchmark_pair, benchmark_single
 from app.compression.measure.latency import resolve_providers
@@ -25,6 +31,8 @@ from app.pipeline.sandbox_protocol import (
     PassRequest,
     PassResult,
     SandboxFailure,
+    ValidateModelRequest,
+    ValidateModelResult,
     sandbox_request,
 )
 
@@ -64,12 +72,24 @@ def _sensitivity(baseline: Path, model: Path, options: MeasureOptions) -> list[N
     return node_sensitivity(baseline, model, samples, threads=options.threads)
 
 
-def handle(request_json: bytes) -> PassResult | BenchmarkResult | SandboxFailure:
+def _validate_model(request: ValidateModelRequest) -> ValidateModelResult | SandboxFailure:
+    """An uploaded model's facts, or invalid_model saying why it cannot be used."""
+    try:
+        return ValidateModelResult(info=inspect_model(request.model))
+    except InvalidModelError as exc:
+        return SandboxFailure(code="invalid_model", message=str(exc))
+
+
+def handle(
+    request_json: bytes,
+) -> PassResult | BenchmarkResult | ValidateModelResult | SandboxFailure:
     """The request's result, or the failure a user should see (MemoryError goes up)."""
     request = sandbox_request.validate_json(request_json)
     try:
         if isinstance(request, PassRequest):
             return _run_pass(request)
+        if isinstance(request, ValidateModelRequest):
+            return _validate_model(request)
         return _run_benchmark(request)
     except MemoryError:
         raise

@@ -1,4 +1,5 @@
-"""What the worker and its sandbox child say to each other: one request file in, one result out.
+"""What the worker (or the API) and its sandbox child say to each other: one request file in, one
+result out.
 
 Both halves import these models: the parent writes a request with `model_dump_json` and reads the
 result with `model_validate_json`, the child the other way round. Nothing here imports onnx or
@@ -13,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SerializeAsAny, TypeAdapter, field_validator
 
+from app.compression.graph.model_info import ModelInfo
 from app.compression.measure.metrics import (
     Metrics,
     ModelMetrics,
@@ -56,6 +58,13 @@ class BenchmarkRequest(BaseModel):
     options: MeasureOptions = Field(description="How to measure, settings already merged in.")
 
 
+class ValidateModelRequest(BaseModel):
+    """Check an uploaded model and describe it: the API's upload check, parsed outside the API."""
+
+    kind: Literal["validate_model"] = "validate_model"
+    model: Path = Field(description="The .onnx file; its external data files lie beside it.")
+
+
 class PassResult(BaseModel):
     """The pass ran and wrote its output."""
 
@@ -78,6 +87,13 @@ class BenchmarkResult(BaseModel):
     )
 
 
+class ValidateModelResult(BaseModel):
+    """The model is valid; what the API records about it."""
+
+    kind: Literal["validate_model"] = "validate_model"
+    info: ModelInfo = Field(description="Inputs, outputs, opset, op counts, parameter count.")
+
+
 class SandboxFailure(BaseModel):
     """The work failed in a way the child could tell: the job fails with this code."""
 
@@ -86,11 +102,9 @@ class SandboxFailure(BaseModel):
     message: str = Field(description="What went wrong, for the user.")
 
 
-SandboxRequest = Annotated[PassRequest | BenchmarkRequest, Field(discriminator="kind")]
-SandboxResult = Annotated[
-    PassResult | BenchmarkResult | SandboxFailure, Field(discriminator="kind")
-]
-sandbox_request: TypeAdapter[PassRequest | BenchmarkRequest] = TypeAdapter(SandboxRequest)
-sandbox_result: TypeAdapter[PassResult | BenchmarkResult | SandboxFailure] = TypeAdapter(
-    SandboxResult
-)
+AnyRequest = PassRequest | BenchmarkRequest | ValidateModelRequest
+AnyResult = PassResult | BenchmarkResult | ValidateModelResult | SandboxFailure
+SandboxRequest = Annotated[AnyRequest, Field(discriminator="kind")]
+SandboxResult = Annotated[AnyResult, Field(discriminator="kind")]
+sandbox_request: TypeAdapter[AnyRequest] = TypeAdapter(SandboxRequest)
+sandbox_result: TypeAdapter[AnyResult] = TypeAdapter(SandboxResult)

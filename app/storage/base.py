@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,6 +21,15 @@ def iter_stream(stream: BinaryIO) -> Iterator[bytes]:
 
 class StorageError(Exception):
     """The backing store failed (unreachable, denied, missing object)."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing shows it: its key (without the backend's own prefix)."""
+
+    key: str
+    size: int
+    modified: datetime
 
 
 class Storage(ABC):
@@ -44,8 +55,11 @@ class Storage(ABC):
     def size(self, key: str) -> int:
         """Size of the object in bytes."""
 
-    def presign(self, key: str, expires_s: int = 3600) -> str | None:
-        """A time-limited URL a client can fetch directly, or None when the backend has none."""
+    def presign(
+        self, key: str, expires_s: int = 3600, *, content_disposition: str | None = None
+    ) -> str | None:
+        """A time-limited URL a client can fetch directly, or None when the backend has none;
+        the object is served with `content_disposition` when given."""
         return None
 
     def download_to(self, key: str, path: Path) -> None:
@@ -53,6 +67,15 @@ class Storage(ABC):
         with self.open(key) as src, path.open("wb") as dst:
             while chunk := src.read(CHUNK_SIZE):
                 dst.write(chunk)
+
+    @abstractmethod
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix`, in no particular order."""
+
+    @abstractmethod
+    def abort_stale_multipart(self, older_than: datetime) -> int:
+        """Drop uploads begun before `older_than` and never finished (a crash mid-upload leaves
+        them, unlisted but stored); how many were dropped."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -9,14 +11,20 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.storage.base import Storage, StorageError
+from app.storage.base import Storage, StorageError, StoredObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
 class S3Storage(Storage):
     def __init__(
-        self, *, bucket: str, prefix: str = "", endpoint_url: str | None = None, region: str
+        self,
+        *,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str,
+        max_attempts: int = 5,
     ) -> None:
         if not bucket:
             raise ValueError("an s3:// storage URL needs a bucket: s3://bucket/prefix")
@@ -24,7 +32,7 @@ class S3Storage(Storage):
         self.prefix = prefix.strip("/")
         # Standard retry mode backs off on throttling and 5xx; a few attempts, then a clear error.
         config = Config(
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=5,
             read_timeout=60,
             s3={"addressing_style": "path"},
@@ -79,15 +87,47 @@ class S3Storage(Storage):
             raise StorageError(f"no object under {key!r}")
         return int(head["ContentLength"])
 
-    def presign(self, key: str, expires_s: int = 3600) -> str | None:
+    def presign(
+        self, key: str, expires_s: int = 3600, *, content_disposition: str | None = None
+    ) -> str | None:
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        if content_disposition:
+            params["ResponseContentDisposition"] = content_disposition
         return cast(
             str,
-            self.client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": self._key(key)},
-                ExpiresIn=expires_s,
-            ),
+            self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s),
         )
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        strip = len(self._key(""))
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix)
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield StoredObject(
+                        key=item["Key"][strip:], size=item["Size"], modified=item["LastModified"]
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 listing of {prefix!r} failed: {exc}") from exc
+
+    def abort_stale_multipart(self, older_than: datetime) -> int:
+        dropped = 0
+        try:
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=self._key("")
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < older_than:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        dropped += 1
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 multipart cleanup failed: {exc}") from exc
+        return dropped
 
     def ping(self) -> None:
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.tenants.tables import ApiKeyTable, TenantTable
@@ -46,3 +46,19 @@ def revoke_key(session: Session, key_id: str, at: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def lock_for_update(session: Session, *, tenant_id: str) -> None:
+    """Serialize writers on one tenant until the transaction ends (for its limits' checks).
+
+    Postgres: an advisory transaction lock on the id (no tenant row is needed: the default
+    tenant has none while keys are off). SQLite has one writer at a time: an UPDATE, even of no
+    row, opens the write transaction now, so the next writer waits here rather than counting
+    before this one commits.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(tenant_id))))
+        return
+    session.execute(
+        update(TenantTable).where(TenantTable.id == tenant_id).values(name=TenantTable.name)
+    )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, IdMixin
+from app.db import Base, IdMixin, UTCDateTime
 
 # The tenant of rows made before tenants existed, and of every request while API keys are off.
 DEFAULT_TENANT = "default"
@@ -27,4 +27,4 @@ class ApiKeyTable(IdMixin, Base):
     # The first characters of the key, so a person can tell keys apart without the secret.
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

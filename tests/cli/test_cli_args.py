@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app.cli.args import build_job_payload, parse_input_shape, parse_recipe, shapes_to_dict
-from app.cli.client import ApiError, Client
+from app.cli.client import ApiError, Client, parse_retry_after
 from app.cli.main import build_parser, main
 from app.cli.output import progress_line, summary
 
@@ -137,3 +139,53 @@ def test_download_streams_to_file(tmp_path: Path) -> None:
             client.download_model("zzz", tmp_path / "x.onnx")
         assert exc.value.code == "not_found"
         assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.onnx.part").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--url", "http://u:1", "--api-key", "k", "status", "j1"],
+        ["status", "j1", "--url", "http://u:1", "--api-key", "k"],
+        ["--url", "http://other:2", "status", "j1", "--url", "http://u:1", "--api-key", "k"],
+    ],
+    ids=["before", "after", "after-wins"],
+)
+def test_server_options_before_or_after_the_subcommand(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+
+    assert (args.url, args.api_key, args.job_id) == ("http://u:1", "k", "j1")
+
+
+def test_server_options_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELPRESS_URL", "http://env:3")
+    monkeypatch.setenv("MODELPRESS_API_KEY", "env-key")
+
+    args = build_parser().parse_args(["compress", "m.onnx"])
+
+    assert (args.url, args.api_key) == ("http://env:3", "env-key")
+
+
+def test_summary_says_each_warning_once() -> None:
+    # The API lists the benchmark's warnings in the job's too; the summary must not repeat them.
+    job = {
+        "id": "j1",
+        "status": "succeeded",
+        "warnings": ["kept 2 nodes in float", "slower than the original"],
+        "metrics": {"speedup_ratio": 0.5, "warnings": ["slower than the original"]},
+    }
+
+    lines = summary(job).splitlines()
+
+    assert [line for line in lines if line.startswith("warning:")] == [
+        "warning: kept 2 nodes in float",
+        "warning: slower than the original",
+    ]
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= (parse_retry_after(later) or 0) <= 30
+    err = ApiError.from_response(httpx.Response(503, headers={"Retry-After": "3"}, json={}))
+    assert err.retry_after_s == 3.0

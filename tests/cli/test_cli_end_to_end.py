@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.builders import build_mlp
+from tests.cli.serving import CLI, serve, stop_with_sigterm
 from tests.conftest import free_port
-from tests.stack import ROOT, LiveStack
-
-CLI = [sys.executable, "-m", "app.cli.main"]
+from tests.stack import LiveStack
 
 
 @pytest.fixture(scope="module")
@@ -46,44 +43,19 @@ def test_compress_wait_downloads_a_smaller_model(
     assert mlp_path.stat().st_size / output.stat().st_size > 3
 
 
-def test_status_of_an_unknown_job_exits_2_with_the_problem(live_stack: LiveStack) -> None:
+def test_server_options_work_after_the_subcommand_too(live_stack: LiveStack) -> None:
     result = subprocess.run(
-        [*CLI, "--url", live_stack.url, "--api-key", live_stack.api_key, "status", "no-such-job"],
+        [*CLI, "status", "no-such-job", "--url", live_stack.url, "--api-key", live_stack.api_key],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
+    # The server was reached with the key: the answer is the job's 404, not a usage error.
     assert result.returncode == 2
     assert "not_found" in result.stderr
 
 
-def _embedded_env(data_dir: Path) -> dict[str, str]:
-    # Only the data folder is set: everything else falls back to the embedded defaults.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPRESS_")}
-    env["MODELPRESS_DATA_DIR"] = str(data_dir)
-    env["MODELPRESS_BENCHMARK_RUNS"] = "5"
-    return env
-
-
-def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)], cwd=ROOT, env=_embedded_env(data_dir),
-        stdout=(data_dir.parent / "serve.log").open("ab"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise TimeoutError((data_dir.parent / "serve.log").read_text()[-4000:])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=30)
+def _is_utc(stamp: str) -> bool:
+    return datetime.fromisoformat(stamp).utcoffset() is not None and stamp.endswith(("Z", "+00:00"))
 
 
 def test_embedded_serve_compresses_on_sqlite_and_keeps_data_across_restarts(
@@ -91,19 +63,25 @@ def test_embedded_serve_compresses_on_sqlite_and_keeps_data_across_restarts(
 ) -> None:
     data_dir, port = tmp_path / "data", free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _serve(data_dir, port)
+    proc = serve(data_dir, port)
     try:
         result = _compress(url, mlp_path, tmp_path / "out.onnx")
         assert result.returncode == 0, result.stderr
     finally:
-        _stop(proc)
+        left_running = stop_with_sigterm(proc)
+    assert left_running == []
 
     assert (data_dir / "modelpress.db").exists()
-    proc = _serve(data_dir, port)
+    proc = serve(data_dir, port)
     try:
         jobs = httpx.get(f"{url}/v1/jobs").json()["items"]
+        job = httpx.get(f"{url}/v1/jobs/{jobs[0]['id']}").json()
         models = httpx.get(f"{url}/v1/models").json()["items"]
     finally:
-        _stop(proc)
+        left_running = stop_with_sigterm(proc)
+    assert left_running == []
     assert [j["status"] for j in jobs] == ["succeeded"]
     assert len(models) == 2
+    # SQLite keeps no offset: the timestamps read back from it are still marked UTC.
+    stamps = [job["created_at"], job["started_at"], job["finished_at"], models[0]["created_at"]]
+    assert all(_is_utc(stamp) for stamp in stamps), stamps

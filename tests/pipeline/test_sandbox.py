@@ -3,10 +3,16 @@ clearly; what works comes back as typed results."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from pydantic import ConfigDict
@@ -124,3 +130,54 @@ def test_a_missing_provider_is_a_coded_failure(source: Path) -> None:
         run_in_child(request, memory_limit_mb=4096, timeout_s=120)
 
     assert failure.value.code == "provider_unavailable"
+
+
+# A worker's pool process in miniature: it runs one sleeping pass in a sandbox child.
+_PARENT = """
+import sys
+from pathlib import Path
+from app.compression.passes.base import PassContext
+from app.pipeline.sandbox import run_in_child
+from app.pipeline.sandbox_protocol import PassRequest
+from tests.pipeline.test_sandbox import ChildOnlyConfig
+
+config = ChildOnlyConfig(type="test_sleep", seconds=120)
+request = PassRequest(config=config, input=Path(sys.argv[1]), output=Path(sys.argv[2]),
+                      context=PassContext())
+run_in_child(request, memory_limit_mb=None, timeout_s=300)
+"""
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE  # dead, waiting to be reaped
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_pass_child_dies_with_its_killed_parent(source: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "MODELPRESS_EXTRA_PASS_MODULES": "tests.fault_passes"}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, str(source), str(tmp_path / "out.onnx")],
+        cwd=Path(__file__).resolve().parents[2], env=env,
+    )  # fmt: skip
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (children := psutil.Process(parent.pid).children()):
+            assert time.monotonic() < deadline and parent.poll() is None, "no child started"
+            time.sleep(0.1)
+        time.sleep(2)  # well into its pass
+
+        parent.kill()  # SIGKILL: the parent runs no cleanup, as when a pool process is killed
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while not _gone(children[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        assert _gone(children[0])
+    finally:
+        parent.kill()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()

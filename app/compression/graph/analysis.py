@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
-from pydantic import BaseModel, Field
+
+from app.compression.graph.model_info import ModelInfo, TensorSpec
 
 # Packed sub-byte types: numpy reports 1 byte per element, storage holds 2 per byte.
 _PACKED_4BIT = {
@@ -22,30 +23,6 @@ _PACKED_4BIT = {
 
 class InvalidModelError(Exception):
     """The file is not a usable ONNX model; the message says why in user terms."""
-
-
-class TensorSpec(BaseModel):
-    """A graph input or output: name, numpy dtype name and shape (str for symbolic dims)."""
-
-    name: str
-    dtype: str = Field(description='numpy dtype name, e.g. "float32"; "string" for text.')
-    shape: list[int | str] = Field(description='Dims; a dim_param is its name, unknown is "?".')
-    rank_known: bool = Field(
-        default=True, description="False when the model declares no shape at all (shape is [])."
-    )
-
-
-class ModelInfo(BaseModel):
-    """What inspect_model learned about a model without reading its external data."""
-
-    ir_version: int
-    opset: int = Field(description="Opset of the default ONNX domain.")
-    producer: str | None
-    inputs: list[TensorSpec] = Field(description="Real inputs; initializer-backed ones left out.")
-    outputs: list[TensorSpec]
-    op_counts: dict[str, int] = Field(description="Nodes per op type, subgraphs included.")
-    param_count: int = Field(description="Elements in initializers and Constant tensors.")
-    has_external_data: bool
 
 
 def iter_graphs(graph: GraphProto) -> Iterator[GraphProto]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ from app.compression.graph.analysis import (
 )
 from app.compression.graph.inputs import resolve_input_shapes, synthetic_inputs
 from app.compression.measure import fidelity
+from app.compression.measure.budget import TimeBudget, seconds_until
 from app.compression.measure.comparison import compare_pair
 from app.compression.measure.flops import count_flops
 from app.compression.measure.latency import (
     cpu_name,
+    effective_threads,
     host_info,
     latency_stats,
     open_session,
@@ -35,20 +38,28 @@ from app.compression.measure.options import MeasureOptions
 __all__ = ["MeasureOptions", "benchmark_pair", "benchmark_single", "cpu_name", "latency_stats"]
 
 
+# Shares of the time budget, each of what is left when the part starts: the timed loops (warm-up,
+# runs, every batch size) take 60%, the memory probes half of the rest, the evaluation the rest.
+_TIMING_SHARE = 0.6
+_MEMORY_SHARE = 0.5
+
+
 @dataclass
 class _Run:
-    """What timing both models produced, for the comparison and the per-model blocks."""
+    """What timing the models produced, for the comparison and the per-model blocks."""
 
     blocks: list[ModelMetrics]
     sessions: list[Any]
     dtypes: list[dict[str, str]]
     specs: list[TensorSpec]
     shapes: dict[str, list[int]]
+    budget: TimeBudget
+    threads: int
     warnings: list[str] = field(default_factory=list)
 
 
 def _static(
-    path: Path, shapes: dict[str, list[int]], default_dim: int
+    path: Path, side: str, shapes: dict[str, list[int]], default_dim: int
 ) -> tuple[dict[str, int], list[str]]:
     """size_bytes, param_count and flops (MACs, as the contract's "flops" means) of one file."""
     model = load_proto(path)
@@ -56,16 +67,25 @@ def _static(
     flops = count_flops(model, shapes, default_dim)
     if "total_macs" in flops:
         return {**sizes, "flops": flops["total_macs"]}, []
-    return sizes, [f"{path.name}: flops left out, shapes unknown at {flops['unresolved'][:5]}"]
+    return sizes, [f"{side}: flops left out, shapes unknown at {flops['unresolved'][:5]}"]
 
 
 def _with_batch(shapes: dict[str, list[int]], batch: int) -> dict[str, list[int]]:
     return {name: [batch, *shape[1:]] for name, shape in shapes.items()}
 
 
-def _measure(paths: list[Path], o: MeasureOptions) -> _Run:
+def _slot(end: float, parts: int) -> float:
+    """The deadline of the next of `parts` equal parts of the time until `end`."""
+    return time.monotonic() + seconds_until(end) / parts
+
+
+def _measure(paths: list[Path], sides: list[str], o: MeasureOptions) -> _Run:
     """Load, time interleaved, throughput per batch size and peak memory of each model."""
     providers = resolve_providers(o.provider)
+    threads = effective_threads(o.threads)
+    warnings = []
+    if threads < o.threads:
+        warnings.append(f"threads capped at {threads}: the worker has {threads} CPUs to run them")
     specs = [graph_inputs(load_proto(p)) for p in paths]
     if any({s.name for s in side} != {s.name for s in specs[0]} for side in specs):
         raise ValueError("the compressed model's inputs differ from the original's")
@@ -74,7 +94,7 @@ def _measure(paths: list[Path], o: MeasureOptions) -> _Run:
     opened = [
         open_session(
             p,
-            threads=o.threads,
+            threads=threads,
             providers=providers,
             graph_optimization_level=o.graph_optimization_level,
         )
@@ -84,29 +104,29 @@ def _measure(paths: list[Path], o: MeasureOptions) -> _Run:
     outputs = [{out.name for out in s.get_outputs()} for s in sessions]
     if any(names != outputs[0] for names in outputs):
         raise ValueError(f"outputs differ: {sorted(outputs[0])} vs {sorted(outputs[-1])}")
+    budget = TimeBudget(o.time_budget_s)  # loading is done: from here on the budget counts
     # A batch axis is a symbolic first dim on every input of every model.
     dynamic = bool(shapes) and all(
         s.shape and isinstance(s.shape[0], str) for side in specs for s in side
     )
-    batches = o.batch_sizes if dynamic else []
-    warnings = (
-        []
-        if dynamic or not o.batch_sizes
-        else ["batch_sizes ignored: the model's first input dim is fixed, not a batch axis"]
-    )
-    budget = o.time_budget_s / (1 + len(batches))  # the budget bounds all timed loops together
+    sizes = o.batch_sizes if dynamic else []
+    if o.batch_sizes and not dynamic:
+        warnings.append(
+            "batch_sizes ignored: the model's first input dim is fixed, not a batch axis"
+        )
 
+    timing_end = budget.share(_TIMING_SHARE)
     base = synthetic_inputs(specs[0], shapes, samples=1, seed=o.seed + 1)[0]
     feeds = [fidelity.as_feed(base, d) for d in dtypes]
-    times = timed_runs(sessions, feeds, o.runs, o.warmup, budget)
+    times = timed_runs(sessions, feeds, o.runs, o.warmup, _slot(timing_end, 1 + len(sizes)))
     batch = next(iter(shapes.values()))[0] if dynamic else 1
     blocks = []
-    for path, (_, load_ms), ms in zip(paths, opened, times, strict=True):
-        sizes, notes = _static(path, shapes, o.default_dim)
+    for path, side, (_, load_ms), ms in zip(paths, sides, opened, times, strict=True):
+        sizes_of, notes = _static(path, side, shapes, o.default_dim)
         stats = latency_stats(ms)
         blocks.append(
             ModelMetrics(
-                **sizes,
+                **sizes_of,
                 latency_ms=stats,
                 runs=len(ms),
                 load_ms=load_ms,
@@ -115,53 +135,79 @@ def _measure(paths: list[Path], o: MeasureOptions) -> _Run:
             )
         )
         warnings += notes
-    for size in batches:
-        sized = synthetic_inputs(specs[0], _with_batch(shapes, size), samples=1, seed=o.seed + 2)[0]
-        sized_times = timed_runs(
-            sessions, [fidelity.as_feed(sized, d) for d in dtypes], o.runs, o.warmup, budget
-        )
-        for block, ms in zip(blocks, sized_times, strict=True):
+    run = _Run(blocks, sessions, dtypes, specs[0], shapes, budget, threads, warnings)
+    _throughput_by_batch(run, sizes, batch, o, timing_end)
+    if o.measure_memory:
+        _memory(run, paths, sides, feeds, providers, o, budget.share(_MEMORY_SHARE))
+    return run
+
+
+def _throughput_by_batch(
+    run: _Run, sizes: list[int], batch: int, o: MeasureOptions, end: float
+) -> None:
+    """Throughput at each extra batch size, each in an equal part of the time until `end`."""
+    # Time for one sample through every model, from the runs at the base batch.
+    per_sample_s = sum(block.latency_ms.p50 for block in run.blocks) / 1000.0 / batch
+    for index, size in enumerate(sizes):
+        deadline = _slot(end, len(sizes) - index)
+        if per_sample_s * size > seconds_until(deadline):
+            run.warnings.append(
+                f"throughput at batch {size} left out: one run would take about "
+                f"{per_sample_s * size:.2f} s, more than the time budget leaves"
+            )
+            continue
+        sized = synthetic_inputs(
+            run.specs, _with_batch(run.shapes, size), samples=1, seed=o.seed + 2
+        )[0]
+        feeds = [fidelity.as_feed(sized, d) for d in run.dtypes]
+        sized_times = timed_runs(run.sessions, feeds, o.runs, o.warmup, deadline)
+        for block, ms in zip(run.blocks, sized_times, strict=True):
             per_s = throughput_per_s(size, latency_stats(ms))
             if per_s is not None:
                 block.throughput_by_batch = {**(block.throughput_by_batch or {}), str(size): per_s}
-    if o.measure_memory:
-        warnings += _memory(paths, feeds, blocks, providers, o)
-    return _Run(blocks, sessions, dtypes, specs[0], shapes, warnings)
 
 
 def _memory(
+    run: _Run,
     paths: list[Path],
+    sides: list[str],
     feeds: list[dict[str, np.ndarray]],
-    blocks: list[ModelMetrics],
     providers: list[str],
     o: MeasureOptions,
-) -> list[str]:
-    warnings = []
-    for path, feed, block in zip(paths, feeds, blocks, strict=True):
+    end: float,
+) -> None:
+    """Each model's peak memory in a probe process, in an equal part of the time until `end`."""
+    for index, (path, side, feed, block) in enumerate(
+        zip(paths, sides, feeds, run.blocks, strict=True)
+    ):
+        share = seconds_until(end) / (len(paths) - index)
+        if share <= 0:
+            run.warnings.append(f"{side}: peak memory not measured, the time budget ran out")
+            continue
         try:
             rss = measure_peak_rss(
-                path,
-                feed,
-                threads=o.threads,
-                providers=providers,
+                path, feed, threads=run.threads, providers=providers,
                 graph_optimization_level=o.graph_optimization_level,
-            )
+                timeout_s=share + block.load_ms / 1000.0,  # the probe loads the model too
+            )  # fmt: skip
         except MemoryMeasurementError as exc:
-            warnings.append(f"{path.name}: peak memory not measured ({exc})")
+            run.warnings.append(f"{side}: peak memory not measured ({exc})")
             continue
         block.peak_rss_mb, block.rss_before_load_mb = rss.peak_rss_mb, rss.rss_before_load_mb
-    return warnings
 
 
 def benchmark_single(model_path: Path, options: MeasureOptions) -> ModelMetrics:
     """One model's block (latency, throughput, memory, size, flops), accuracy with labels, host."""
-    run = _measure([Path(model_path)], options)
+    run = _measure([Path(model_path)], ["model"], options)
     result = run.blocks[0]
     samples, labels, _ = fidelity.evaluation_samples(
         run.specs, run.shapes, options.eval_dataset_path, synthetic=options.fidelity_samples,
         seed=options.seed,
     )  # fmt: skip
-    outputs = fidelity.run_outputs(run.sessions[0], samples, run.dtypes[0])
+    [outputs], labels, notes = fidelity.run_outputs_within(
+        run.sessions, samples, labels, run.dtypes, run.budget.end
+    )
+    run.warnings += notes
     if any(
         not np.isfinite(a).all()
         for arrays in outputs.values()
@@ -173,8 +219,8 @@ def benchmark_single(model_path: Path, options: MeasureOptions) -> ModelMetrics:
         metrics, notes = fidelity.task_metrics(outputs, labels)
         run.warnings += notes
         if metrics:
-            result.accuracy = fidelity.single_accuracy(metrics, len(samples))
-    result.host = host_info(run.sessions, options.threads)
+            result.accuracy = fidelity.single_accuracy(metrics, len(labels))
+    result.host = host_info(run.sessions, run.threads)
     result.warnings = run.warnings or None
     return result
 
@@ -184,8 +230,9 @@ def benchmark_pair(
 ) -> PairMeasurement:
     """Both models measured in one process, interleaved: the job's metrics and weight rows."""
     paths = [Path(original_path), Path(compressed_path)]
-    run = _measure(paths, options)
+    run = _measure(paths, ["original", "compressed"], options)
     return compare_pair(
         paths, run.blocks, run.sessions, run.dtypes, run.specs, run.shapes,
-        options=options, host=host_info(run.sessions, options.threads), warnings=run.warnings,
+        options=options, host=host_info(run.sessions, run.threads), warnings=run.warnings,
+        deadline=run.budget.end,
     )  # fmt: skip

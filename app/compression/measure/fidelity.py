@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,16 +47,32 @@ def as_feed(sample: dict[str, np.ndarray], dtypes: dict[str, str]) -> dict[str, 
     return {name: arr.astype(dtypes[name], copy=False) for name, arr in sample.items()}
 
 
-def run_outputs(
-    session: Any, feeds: list[dict[str, np.ndarray]], dtypes: dict[str, str]
-) -> Outputs:
-    """Every output of the session for every feed, in feed order."""
-    names = [o.name for o in session.get_outputs()]
-    outputs: Outputs = {name: [] for name in names}
+def run_outputs_within(
+    sessions: list[Any],
+    feeds: list[dict[str, np.ndarray]],
+    labels: np.ndarray | None,
+    dtypes: list[dict[str, str]],
+    deadline: float,
+) -> tuple[list[Outputs], np.ndarray | None, list[str]]:
+    """(every session's outputs, the labels of the samples run, warnings) until `deadline`.
+
+    The sessions take each feed in turn, so all of them cover the same samples: at least one
+    (time.monotonic past `deadline` stops the rest), and the labels are cut to match.
+    """
+    names = [[o.name for o in session.get_outputs()] for session in sessions]
+    outputs: list[Outputs] = [{name: [] for name in side} for side in names]
+    done = 0
     for feed in feeds:
-        for name, value in zip(names, session.run(names, as_feed(feed, dtypes)), strict=True):
-            outputs[name].append(np.asarray(value))
-    return outputs
+        if done > 0 and time.monotonic() >= deadline:
+            break
+        for session, side, dtype, out in zip(sessions, names, dtypes, outputs, strict=True):
+            for name, value in zip(side, session.run(side, as_feed(feed, dtype)), strict=True):
+                out[name].append(np.asarray(value))
+        done += 1
+    if done == len(feeds):
+        return outputs, labels, []
+    note = f"evaluated {done} of {len(feeds)} samples: the time budget ran out"
+    return outputs, None if labels is None else labels[:done], [note]
 
 
 def classifier_output(outputs: Outputs) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import platform
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from app.compression.measure.budget import seconds_until
 from app.compression.measure.metrics import Host, LatencyStats
 
 try:
@@ -63,15 +65,40 @@ def resolve_providers(provider: str) -> list[str]:
     return [name, *(p for p in _FALLBACKS.get(name, []) if p in available)]
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, narrowed by a cgroup v2 CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity API (macOS)
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit to read: the affinity mask is the answer
+    return max(1, cpus)
+
+
+def effective_threads(requested: int) -> int:
+    """The intra-op threads a session gets: never more than the CPUs there are to run them.
+
+    More threads than CPUs make ONNX Runtime's spinning workers fight over the cores, and one
+    run can then take orders of magnitude longer than with the threads it can use.
+    """
+    return max(1, min(requested, available_cpus()))
+
+
 def session_options(threads: int, graph_optimization_level: str) -> Any:
-    """SessionOptions: `threads` intra-op threads, sequential execution, the given opt level."""
+    """SessionOptions: `threads` intra-op threads (capped at the CPUs), sequential execution,
+    the given opt level."""
     if graph_optimization_level not in OPT_LEVELS:
         raise ValueError(
             f"graph_optimization_level must be one of {sorted(OPT_LEVELS)}, "
             f"got {graph_optimization_level!r}"
         )
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = effective_threads(threads)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = getattr(
@@ -91,18 +118,21 @@ def open_session(
 
 
 def timed_runs(
-    sessions: list[Any], feeds: list[dict[str, np.ndarray]], runs: int, warmup: int, budget_s: float
+    sessions: list[Any], feeds: list[dict[str, np.ndarray]], runs: int, warmup: int, deadline: float
 ) -> list[list[float]]:
-    """Per-session run times in ms: warm-up, then up to `runs` rounds within `budget_s`."""
+    """Per-session run times in ms: up to `warmup` untimed rounds in the first half of the time
+    to `deadline` (time.monotonic), then up to `runs` timed rounds until it (at least one)."""
+    warmup_end = time.monotonic() + seconds_until(deadline) / 2
     for _ in range(warmup):
+        if time.monotonic() >= warmup_end:
+            break
         for session, feed in zip(sessions, feeds, strict=True):
             session.run(None, feed)
     timings: list[list[float]] = [[] for _ in sessions]
-    deadline = time.perf_counter() + budget_s
     # Interleaved (A B A B ...) so that clock drift, thermal state and noisy neighbours hit
     # every model alike; at least one round even when the budget is already spent.
     for i in range(runs):
-        if i > 0 and time.perf_counter() > deadline:
+        if i > 0 and time.monotonic() >= deadline:
             break
         for session, feed, times in zip(sessions, feeds, timings, strict=True):
             start = time.perf_counter()
@@ -139,7 +169,7 @@ def host_info(sessions: list[Any], threads: int) -> Host:
     """The fingerprint stored with every result: CPU, threads used, ORT version, provider."""
     return Host(
         cpu=cpu_name(),
-        cores=threads,
+        cores=effective_threads(threads),
         cpu_count=os.cpu_count(),
         onnxruntime=ort.__version__,
         provider=sessions[0].get_providers()[0],

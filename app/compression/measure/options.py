@@ -19,7 +19,12 @@ class BenchmarkOptions(BaseModel):
 
     runs: int = Field(default=50, ge=1, le=10_000, description="Timed runs per model.")
     warmup: int = Field(default=5, ge=0, le=1_000, description="Untimed runs before timing.")
-    threads: int = Field(default=1, ge=1, le=256, description="ONNX Runtime intra-op threads.")
+    threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="ONNX Runtime intra-op threads, capped at the worker's CPUs.",
+    )
     provider: Literal["cpu", "cuda", "tensorrt"] = Field(
         default="cpu",
         description="Execution provider; cuda/tensorrt only where the worker has them "
@@ -42,7 +47,10 @@ class MeasureOptions(BenchmarkOptions):
         default=None, description="Fixed shapes for inputs with symbolic dims, by input name."
     )
     time_budget_s: float = Field(
-        ge=0, description="Upper bound on all timed loops together (at least one run each)."
+        ge=0,
+        description="Upper bound on warm-up, timed runs, every batch size, the memory probes and "
+        "the evaluation together (at least one timed run and one evaluated sample; loading the "
+        "models comes on top).",
     )
     default_dim: int = Field(default=1, description="Value of a symbolic dim left open.")
     seed: int = Field(default=0, description="Seed of the synthetic inputs.")

@@ -15,6 +15,7 @@ import onnxruntime as ort
 from onnx import ModelProto, NodeProto, TensorProto, numpy_helper
 
 from app.compression.graph.analysis import external_data_files, load_proto
+from app.compression.measure.latency import effective_threads
 from app.compression.measure.metrics import NodeSensitivityRow, WeightErrorReport, WeightErrorRow
 from app.compression.measure.metrics_math import ErrorAccumulator
 from app.compression.measure.weights import (
@@ -160,7 +161,7 @@ def _session_with_outputs(path: Path, model: ModelProto, names: list[str], threa
     extra = [onnx.ValueInfoProto(name=n) for n in dict.fromkeys(names) if n not in present]
     model.graph.output.extend(extra)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = effective_threads(threads)
     # Basic level: no QDQ or layer fusions, so exposing intermediates changes no kernel choice.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     providers = ["CPUExecutionProvider"]

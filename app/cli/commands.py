@@ -1,0 +1,180 @@
+"""The client subcommands: `compress` (check, upload, create, wait, download) and `status`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from app.cli.args import build_job_payload, shapes_to_dict
+from app.cli.client import ApiError, Client
+from app.cli.interrupts import HeldInterrupt, Interrupted
+from app.cli.output import summary
+from app.cli.polling import fetch_job_patiently, wait_for_job
+from app.compression.passes.recipes import Recipe
+
+EXIT_OK, EXIT_JOB_FAILED = 0, 1
+DEFAULT_PRESET = "int8-dynamic"
+
+
+class UsageError(Exception):
+    """Bad arguments found after argparse (exit code 2)."""
+
+
+def cmd_compress(args: argparse.Namespace, client: Client) -> int:
+    """Check the options, upload, create the job, optionally wait and download."""
+    if args.preset and args.recipe:
+        raise UsageError("give either --preset or --recipe, not both")
+    if not args.model.is_file():
+        raise UsageError(f"no such file: {args.model}")
+    try:
+        shapes = shapes_to_dict(args.input_shapes)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    bench = {
+        k: v
+        for k, v in {"runs": args.runs, "warmup": args.warmup, "threads": args.threads}.items()
+        if v is not None
+    }
+    preset = None if args.recipe else (args.preset or DEFAULT_PRESET)
+    check_preset_or_recipe(client, preset, args.recipe)
+
+    def payload_for(model_id: str) -> dict[str, Any]:
+        return build_job_payload(model_id, preset, args.recipe, shapes, bench)
+
+    job = upload_and_create_job(client, args.model, args.name, shapes, payload_for)
+    job_id = str(job["id"])
+    if not (args.wait or args.output):
+        print(f"follow it with: modelpress status {job_id} --wait", file=sys.stderr)
+        return report(job, args.json)
+    job = wait_interruptibly(client, job, args)
+    if job.get("status") == "succeeded" and args.output:
+        if not job.get("output_model_id"):
+            raise ApiError(200, "bad_response", "job succeeded without an output_model_id")
+        try:
+            size = client.download_model(str(job["output_model_id"]), args.output)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"download stopped; job {job_id} succeeded, its output is model "
+                f"{job['output_model_id']}"
+            ) from None
+        print(f"wrote {args.output} ({size} bytes)", file=sys.stderr)
+    return report(job, args.json)
+
+
+def cmd_status(args: argparse.Namespace, client: Client) -> int:
+    """Show one job, optionally waiting for it to finish."""
+    if not args.wait:
+        return report(client.get_job(args.job_id), args.json)
+    try:
+        job = fetch_job_patiently(client, args.job_id, args.retry_for, args.interval)
+    except KeyboardInterrupt:
+        raise Interrupted("stopped before the job was shown") from None
+    return report(wait_interruptibly(client, job, args), args.json)
+
+
+def report(job: dict[str, Any], as_json: bool) -> int:
+    """Print the job and map its status to the exit code."""
+    print(json.dumps(job, indent=2) if as_json else summary(job))
+    return EXIT_JOB_FAILED if job.get("status") in {"failed", "canceled"} else EXIT_OK
+
+
+def wait_interruptibly(client: Client, job: dict[str, Any], args: argparse.Namespace) -> Any:
+    try:
+        return wait_for_job(client, job, args.interval, args.retry_for)
+    except KeyboardInterrupt:
+        # Ctrl-C stops watching, not the job: say how to pick it up again.
+        raise Interrupted(
+            f"stopped waiting; the job keeps running: modelpress status {job['id']} --wait"
+        ) from None
+
+
+def check_preset_or_recipe(
+    client: Client, preset: str | None, recipe: dict[str, Any] | None
+) -> None:
+    """Refuse a bad preset or recipe here, before a model is uploaded for nothing."""
+    if recipe is not None:
+        try:
+            Recipe.model_validate(recipe)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors()[:3]
+            )
+            raise UsageError(f"invalid recipe: {problems}") from None
+        return
+    names = client.preset_names()
+    if preset not in names:
+        raise UsageError(f"unknown preset {preset!r}; known: {', '.join(sorted(names))}")
+
+
+def upload_and_create_job(
+    client: Client,
+    path: Path,
+    name: str | None,
+    shapes: dict[str, list[int]],
+    payload_for: Callable[[str], dict[str, Any]],
+) -> dict[str, Any]:
+    """Upload the model and create its job; on refusal or Ctrl-C, leave no upload behind."""
+    notice = "stopping once the server answers, to leave nothing behind (Ctrl-C again: now)"
+    with HeldInterrupt(notice) as held:
+        print(f"uploading {path.name} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+        try:
+            model = client.upload_model(path, name, before_read=held.raise_if_pending)
+        except KeyboardInterrupt:
+            if held.forced:
+                raise Interrupted(
+                    "stopped during the upload; the server may have stored it (GET /v1/models)"
+                ) from None
+            raise Interrupted("stopped during the upload; nothing was stored") from None
+        model_id = str(model["id"])
+        print(f"uploaded {path.name} as model {model_id}", file=sys.stderr)
+        if held.pending:
+            _drop_upload(client, model_id)
+            raise Interrupted("stopped after the upload; it was deleted and no job was created")
+        _check_input_names(client, model, shapes)
+        try:
+            job = client.create_job(payload_for(model_id))
+        except ApiError:
+            _drop_upload(client, model_id)  # the job was refused: its upload is of no use
+            raise
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"stopped while creating the job; model {model_id} may have one (GET /v1/jobs)"
+            ) from None
+        print(f"created job {job['id']}", file=sys.stderr)
+        if held.pending:
+            raise Interrupted(
+                f"stopped; job {job['id']} was created and keeps running: "
+                f"modelpress status {job['id']} --wait"
+            )
+    return job
+
+
+def _check_input_names(client: Client, model: dict[str, Any], shapes: dict[str, list[int]]) -> None:
+    inputs = model.get("inputs")
+    if not shapes or not isinstance(inputs, list):
+        return
+    known = [str(spec.get("name")) for spec in inputs if isinstance(spec, dict)]
+    unknown = [name for name in shapes if name not in known]
+    if unknown:
+        _drop_upload(client, str(model["id"]))
+        raise UsageError(
+            f"--input-shape: the model has no input named {', '.join(map(repr, unknown))}; "
+            f"its inputs: {', '.join(known)}"
+        )
+
+
+def _drop_upload(client: Client, model_id: str) -> None:
+    try:
+        client.delete_model(model_id)
+    except (ApiError, httpx.TransportError) as exc:
+        print(f"could not delete the uploaded model {model_id}: {exc}", file=sys.stderr)
+    else:
+        print(f"deleted the uploaded model {model_id}", file=sys.stderr)
