@@ -13,7 +13,11 @@ from app.compression.measure.metrics import (
     NodeSensitivityRow,
     WeightErrorRow,
 )
-from app.compression.measure.options import BenchmarkOptions
+from app.compression.measure.options import (
+    INPUT_VALUES_DESCRIPTION,
+    BenchmarkOptions,
+    InputValue,
+)
 from app.compression.passes.base import PassReport
 from app.compression.passes.recipes import AnyPassConfig, Recipe
 from app.jobs.lifecycle import JobKind, JobStatus
@@ -37,6 +41,9 @@ class JobCreate(BaseModel):
     eval_dataset_id: str | None = None
     input_shapes: dict[str, list[int]] | None = Field(
         default=None, description="Fixed shapes for inputs with symbolic dims, by input name."
+    )
+    input_values: dict[str, InputValue] | None = Field(
+        default=None, description=INPUT_VALUES_DESCRIPTION
     )
     benchmark: BenchmarkOptions = Field(default_factory=BenchmarkOptions)
 
@@ -68,6 +75,7 @@ class JobOut(BaseModel):
     preset: str | None
     recipe: JobRecipe
     input_shapes: dict[str, Any] | None
+    input_values: dict[str, Any] | None = None
     benchmark: BenchmarkOptions = Field(validation_alias="benchmark_options")
     error: JobError | None
     created_at: datetime

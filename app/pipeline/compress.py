@@ -14,6 +14,7 @@ from app.compression.passes.base import PassContext
 from app.compression.passes.recipes import Recipe
 from app.datasets import repository as datasets_repository
 from app.db import session_scope
+from app.errors import InvalidModelProblem
 from app.jobs import queue, repository
 from app.jobs.tables import JobTable
 from app.onnx_models import repository as models_repository
@@ -60,10 +61,14 @@ def _inputs(job: JobTable) -> CompressInputs | None:
 
 
 def output_key(job: JobTable, inputs: CompressInputs) -> str:
-    """Same input, recipe, calibration data and shapes: same key, so retries never duplicate."""
+    """Same input, recipe, calibration data, shapes and values: same key, so retries never
+    duplicate."""
     recipe = Recipe.model_validate(job.recipe)
-    extra = json.dumps([inputs.calibration_sha256, job.input_shapes], sort_keys=True)
-    digest = hashlib.sha256(f"{recipe.fingerprint()}:{extra}".encode()).hexdigest()
+    extra = [inputs.calibration_sha256, job.input_shapes]
+    if job.input_values:  # left out when absent: the keys of earlier outputs stay valid
+        extra.append(job.input_values)
+    extra_json = json.dumps(extra, sort_keys=True)
+    digest = hashlib.sha256(f"{recipe.fingerprint()}:{extra_json}".encode()).hexdigest()
     return f"outputs/{inputs.model.sha256}/{digest}"
 
 
@@ -78,7 +83,13 @@ def _run_passes(
         output = workdir / f"step-{index}-{config.type}.onnx"
         # Each pass runs native code on a user's file: in a child, under limits.
         done = run_in_child(
-            PassRequest(config=config, input=current, output=output, context=context),
+            PassRequest(
+                config=config,
+                input=current,
+                output=output,
+                context=context,
+                check_samples=settings.pass_check_samples,
+            ),
             memory_limit_mb=settings.job_memory_limit_mb,
             timeout_s=settings.job_time_limit_s,
         )
@@ -95,7 +106,9 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
             storage, inputs.model.storage_key, inputs.model.packaging, workdir / "input"
         )
         context = PassContext(
-            input_shapes=job.input_shapes, default_dim=settings.default_symbolic_dim
+            input_shapes=job.input_shapes,
+            input_values=job.input_values,
+            default_dim=settings.default_symbolic_dim,
         )
         if inputs.calibration_key:
             context.calibration_path = workdir / "calibration.npz"
@@ -121,10 +134,15 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
                     session, job.id, {"passes": reports, "warnings": warnings}
                 ):
                     raise JobCanceled(job.id)  # rolls back the output row
-        except JobCanceled:
+        except (JobCanceled, InvalidModelProblem) as exc:
             with session_scope() as session:
                 if models_repository.count_with_storage_key(session, key) == 0:
                     storage.delete(key)
+            if isinstance(exc, InvalidModelProblem):
+                # onnxruntime ran it, but the ONNX checker refuses to record it as a model.
+                raise StageError(
+                    "invalid_output", f"the passes wrote a model that is not valid ONNX: {exc}"
+                ) from exc
             raise
 
 

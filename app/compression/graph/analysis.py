@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 # Packed sub-byte types: numpy reports 1 byte per element, storage holds 2 per byte.
 _PACKED_4BIT = {
@@ -18,6 +18,9 @@ _PACKED_4BIT = {
     for name in ("INT4", "UINT4", "FLOAT4E2M1")
     if hasattr(TensorProto, name)
 }
+
+
+SYMBOLIC = "?"  # a dim the model leaves open without naming it
 
 
 class InvalidModelError(Exception):
@@ -29,10 +32,19 @@ class TensorSpec(BaseModel):
 
     name: str
     dtype: str = Field(description='numpy dtype name, e.g. "float32"; "string" for text.')
-    shape: list[int | str] = Field(description='Dims; a dim_param is its name, unknown is "?".')
+    shape: list[int | str] = Field(
+        description='Dims; a dim_param is its name, unknown (unnamed, or stored as <= 0) is "?".'
+    )
     rank_known: bool = Field(
         default=True, description="False when the model declares no shape at all (shape is [])."
     )
+
+    @field_validator("shape")
+    @classmethod
+    def _open_dims_are_symbolic(cls, shape: list[int | str]) -> list[int | str]:
+        """A dim <= 0 (exporters write -1 for a batch axis) is open, never a size."""
+        # Also reads specs recorded before this rule as the model really is.
+        return [SYMBOLIC if isinstance(d, int) and d <= 0 else d for d in shape]
 
 
 class ModelInfo(BaseModel):
@@ -157,12 +169,12 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
         )
     shape: list[int | str] = []
     for dim in tensor_type.shape.dim:
-        if dim.HasField("dim_value"):
+        if dim.HasField("dim_value") and dim.dim_value > 0:
             shape.append(int(dim.dim_value))
         elif dim.HasField("dim_param") and dim.dim_param:
             shape.append(dim.dim_param)
         else:
-            shape.append("?")
+            shape.append(SYMBOLIC)
     return TensorSpec(name=value.name, dtype=_dtype_name(tensor_type.elem_type), shape=shape)
 
 
