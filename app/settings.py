@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     default_symbolic_dim: int = Field(
         default=1, description="Value given to a symbolic input dim that input_shapes leaves open."
     )
+    pass_check_samples: int = Field(
+        default=16,
+        ge=0,
+        description="Calibration samples on which each pass's output is compared with its input "
+        "(a warning names the worst nodes when it collapses); 0 turns the check off.",
+    )
     benchmark_runs: int = Field(
         default=_BENCHMARK_DEFAULTS.runs, description="Timed runs of a job that gives none."
     )

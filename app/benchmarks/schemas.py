@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from app.compression.measure.options import BenchmarkOptions
+from app.compression.measure.options import (
+    INPUT_VALUES_DESCRIPTION,
+    BenchmarkOptions,
+    InputValue,
+)
 from app.jobs.schemas import InputShapes
 
 
@@ -20,4 +24,7 @@ class BenchmarkCreate(BenchmarkOptions):
     )
     input_shapes: InputShapes | None = Field(
         default=None, description="Fixed shapes for inputs with symbolic dims, by input name."
+    )
+    input_values: dict[str, InputValue] | None = Field(
+        default=None, description=INPUT_VALUES_DESCRIPTION
     )

@@ -17,10 +17,11 @@ def create_benchmark(session: Session, body: BenchmarkCreate, *, tenant_id: str)
     model = models_service.get(session, body.model_id, tenant_id=tenant_id)
     if body.baseline_model_id is not None:
         models_service.get(session, body.baseline_model_id, tenant_id=tenant_id)
-    jobs_service.check_input_shapes(model, body.input_shapes)
+    jobs_service.check_inputs(model, body.input_shapes, body.input_values)
     jobs_service.check_datasets(
-        session, model, tenant_id=tenant_id, eval_dataset_id=body.eval_dataset_id
-    )
+        session, model, tenant_id=tenant_id, input_values=body.input_values,
+        eval_dataset_id=body.eval_dataset_id,
+    )  # fmt: skip
     return jobs_service.submit(
         session,
         JobTable(
@@ -32,6 +33,7 @@ def create_benchmark(session: Session, body: BenchmarkCreate, *, tenant_id: str)
             progress=0.0,
             recipe={"passes": []},
             input_shapes=body.input_shapes,
+            input_values=body.input_values,
             benchmark_options=body.model_dump(include=set(BenchmarkOptions.model_fields)),
             eval_dataset_id=body.eval_dataset_id,
             attempts=0,

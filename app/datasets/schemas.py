@@ -19,8 +19,14 @@ class DatasetOut(BaseModel):
     name: str
     sha256: str
     size_bytes: int
-    num_samples: int = Field(description="Length of axis 0, shared by every array.")
-    arrays: dict[str, ArrayOut]
+    num_samples: int = Field(
+        description="Length of axis 0, shared by every per-sample array; 1 when every array "
+        "is a `const:` one."
+    )
+    arrays: dict[str, ArrayOut] = Field(
+        description="By name: `<input>` holds one value per sample along axis 0, "
+        "`const:<input>` one value used with every sample."
+    )
     has_labels: bool = Field(description="True when the file has a `labels` array.")
     created_at: datetime
 

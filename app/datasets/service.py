@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy.orm import Session
 
 from app.compression.graph import npz
@@ -59,9 +61,16 @@ def get(session: Session, dataset_id: str, *, tenant_id: str) -> DatasetTable:
 
 
 def get_for_model(
-    session: Session, dataset_id: str, inputs: list[TensorSpec], field: str, *, tenant_id: str
+    session: Session,
+    dataset_id: str,
+    inputs: list[TensorSpec],
+    field: str,
+    *,
+    tenant_id: str,
+    given: Collection[str] = (),
 ) -> DatasetTable:
-    """The dataset if its arrays fit the model's inputs; dataset_mismatch otherwise."""
+    """The dataset if its arrays (or the `given` input values) fit the model; dataset_mismatch
+    otherwise."""
     try:
         dataset = get(session, dataset_id, tenant_id=tenant_id)
     except NotFoundProblem as exc:
@@ -72,7 +81,7 @@ def get_for_model(
         has_labels=dataset.has_labels,
     )
     try:
-        npz.check_fits_model(info, inputs)
+        npz.check_fits_model(info, inputs, given)
     except npz.DatasetMismatchError as exc:
         raise DatasetMismatchProblem(f"{field}: {exc}", field=field) from exc
     return dataset

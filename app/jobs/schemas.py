@@ -14,7 +14,11 @@ from app.compression.measure.metrics import (
     NodeSensitivityRow,
     WeightErrorRow,
 )
-from app.compression.measure.options import BenchmarkOptions
+from app.compression.measure.options import (
+    INPUT_VALUES_DESCRIPTION,
+    BenchmarkOptions,
+    InputValue,
+)
 from app.compression.passes.base import PassReport
 from app.compression.passes.recipes import AnyPassConfig, Recipe
 from app.jobs.lifecycle import JobKind, JobStatus
@@ -64,6 +68,9 @@ class JobCreate(BaseModel):
         description=f"Fixed shapes for inputs with symbolic dims, by input name; each dim 1 to "
         f"{MAX_INPUT_DIM}, at most {MAX_INPUT_ELEMENTS} elements per input.",
     )
+    input_values: dict[str, InputValue] | None = Field(
+        default=None, description=INPUT_VALUES_DESCRIPTION
+    )
     benchmark: BenchmarkOptions = Field(default_factory=BenchmarkOptions)
 
     @model_validator(mode="after")
@@ -94,6 +101,7 @@ class JobOut(BaseModel):
     preset: str | None
     recipe: JobRecipe
     input_shapes: dict[str, Any] | None
+    input_values: dict[str, Any] | None = None
     benchmark: BenchmarkOptions = Field(validation_alias="benchmark_options")
     error: JobError | None
     created_at: datetime

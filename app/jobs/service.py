@@ -49,23 +49,42 @@ def _recipe_from_request(body: JobCreate) -> Recipe:
     return expand_preset(body.preset)
 
 
-def check_input_shapes(model: ModelTable, input_shapes: dict[str, list[int]] | None) -> None:
-    if input_shapes is None:
-        return
+def check_inputs(
+    model: ModelTable,
+    input_shapes: dict[str, list[int]] | None,
+    input_values: dict[str, Any] | None = None,
+) -> None:
+    """input_values fit the model's inputs (names, rank, dtype), then input_shapes do too."""
     specs = [TensorSpec.model_validate(spec) for spec in model.inputs]
     try:
-        model_inputs.resolve_input_shapes(specs, input_shapes, get_settings().default_symbolic_dim)
+        constants = model_inputs.constant_inputs(specs, input_values)
+    except ValueError as exc:
+        raise InvalidRequestProblem(f"input_values: {exc}", field="input_values") from exc
+    if input_shapes is None:
+        return
+    try:
+        model_inputs.resolve_input_shapes(
+            specs, input_shapes, get_settings().default_symbolic_dim, constants
+        )
     except ValueError as exc:
         raise InvalidRequestProblem(f"input_shapes: {exc}", field="input_shapes") from exc
 
 
 def check_datasets(
-    session: Session, model: ModelTable, *, tenant_id: str, **ids: str | None
+    session: Session,
+    model: ModelTable,
+    *,
+    tenant_id: str,
+    input_values: dict[str, Any] | None = None,
+    **ids: str | None,
 ) -> None:
     specs = [TensorSpec.model_validate(spec) for spec in model.inputs]
+    given = set(input_values or {})
     for field, dataset_id in ids.items():
         if dataset_id is not None:
-            datasets_service.get_for_model(session, dataset_id, specs, field, tenant_id=tenant_id)
+            datasets_service.get_for_model(
+                session, dataset_id, specs, field, tenant_id=tenant_id, given=given
+            )
 
 
 def _check_tenant_limits(session: Session, *, tenant_id: str) -> None:
@@ -100,9 +119,9 @@ def create_job(session: Session, body: JobCreate, *, tenant_id: str) -> JobTable
     """Validate and record a compression job."""
     model = models_service.get(session, body.model_id, tenant_id=tenant_id)
     recipe = _recipe_from_request(body)
-    check_input_shapes(model, body.input_shapes)
+    check_inputs(model, body.input_shapes, body.input_values)
     check_datasets(
-        session, model, tenant_id=tenant_id,
+        session, model, tenant_id=tenant_id, input_values=body.input_values,
         calibration_dataset_id=body.calibration_dataset_id, eval_dataset_id=body.eval_dataset_id,
     )  # fmt: skip
     return submit(
@@ -116,6 +135,7 @@ def create_job(session: Session, body: JobCreate, *, tenant_id: str) -> JobTable
             preset=body.preset,
             recipe=recipe.model_dump(mode="json"),
             input_shapes=body.input_shapes,
+            input_values=body.input_values,
             benchmark_options=body.benchmark.model_dump(),
             calibration_dataset_id=body.calibration_dataset_id,
             eval_dataset_id=body.eval_dataset_id,

@@ -28,6 +28,8 @@ class JobTable(IdMixin, Base):
     preset: Mapped[str | None] = mapped_column(String(64))
     recipe: Mapped[dict[str, Any]]
     input_shapes: Mapped[dict[str, Any] | None]
+    # Constant inputs given in JSON ({"sr": 16000}), fed with every sample.
+    input_values: Mapped[dict[str, Any] | None]
     benchmark_options: Mapped[dict[str, Any]]
     calibration_dataset_id: Mapped[str | None] = mapped_column(
         ForeignKey("datasets.id", ondelete="SET NULL")

@@ -93,6 +93,7 @@ def _measure(
     options = MeasureOptions(
         **benchmark_options(job.benchmark_options, settings).model_dump(),
         input_shapes=job.input_shapes,
+        input_values=job.input_values,
         time_budget_s=settings.benchmark_time_budget_s,
         default_dim=settings.default_symbolic_dim,
         eval_dataset_path=eval_path,

@@ -15,6 +15,7 @@ from app.compression.passes.base import PassContext
 from app.compression.passes.recipes import Recipe
 from app.datasets import repository as datasets_repository
 from app.db import session_scope
+from app.errors import InvalidModelProblem
 from app.jobs import queue, repository
 from app.jobs.tables import JobTable
 from app.onnx_models import repository as models_repository
@@ -64,8 +65,11 @@ def output_key(job: JobTable, inputs: CompressInputs) -> str:
     """The job's own key: a retry of the job overwrites its object, and no two jobs (of one
     tenant or of two) share one, so deleting one output can never take another's file."""
     recipe = Recipe.model_validate(job.recipe)
-    extra = json.dumps([inputs.calibration_sha256, job.input_shapes, job.id], sort_keys=True)
-    digest = hashlib.sha256(f"{recipe.fingerprint()}:{extra}".encode()).hexdigest()
+    extra = [inputs.calibration_sha256, job.input_shapes, job.id]
+    if job.input_values:
+        extra.append(job.input_values)
+    extra_json = json.dumps(extra, sort_keys=True)
+    digest = hashlib.sha256(f"{recipe.fingerprint()}:{extra_json}".encode()).hexdigest()
     return f"outputs/{inputs.model.sha256}/{job.id}-{digest}"
 
 
@@ -80,7 +84,13 @@ def _run_passes(
         output = workdir / f"step-{index}-{config.type}.onnx"
         # Each pass runs native code on a user's file: in a child, under limits.
         done = run_in_child(
-            PassRequest(config=config, input=current, output=output, context=context),
+            PassRequest(
+                config=config,
+                input=current,
+                output=output,
+                context=context,
+                check_samples=settings.pass_check_samples,
+            ),
             memory_limit_mb=settings.job_memory_limit_mb,
             timeout_s=settings.job_time_limit_s,
             should_stop=partial(stopping.stop_requested, job.id),
@@ -98,7 +108,9 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
             storage, inputs.model.storage_key, inputs.model.packaging, workdir / "input"
         )
         context = PassContext(
-            input_shapes=job.input_shapes, default_dim=settings.default_symbolic_dim
+            input_shapes=job.input_shapes,
+            input_values=job.input_values,
+            default_dim=settings.default_symbolic_dim,
         )
         if inputs.calibration_key:
             context.calibration_path = workdir / "calibration.npz"
@@ -124,8 +136,13 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
                     session, job.id, {"passes": reports, "warnings": warnings}
                 ):
                     raise JobCanceled(job.id)  # rolls back the output row
-        except JobCanceled:
+        except (JobCanceled, InvalidModelProblem) as exc:
             storage.delete(key)  # the job's own object, and its row rolled back
+            if isinstance(exc, InvalidModelProblem):
+                # onnxruntime ran it, but the ONNX checker refuses to record it as a model.
+                raise StageError(
+                    "invalid_output", f"the passes wrote a model that is not valid ONNX: {exc}"
+                ) from exc
             raise
 
 

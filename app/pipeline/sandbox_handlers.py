@@ -19,12 +19,13 @@ from app.compression.graph.analysis import (
 )
 from app.compression.graph.npz import calibration_samples
 from app.compression.measure.benchmark import benchmark_pair, benchmark_single
+from app.compression.measure.divergence import check_outputs, collapse_warning
 from app.compression.measure.latency import resolve_providers
 from app.compression.measure.metrics import NodeSensitivityRow
 from app.compression.measure.options import MeasureOptions
 from app.compression.measure.quant_error import node_sensitivity
 from app.compression.passes import recipes  # noqa: F401  # importing it registers every pass
-from app.compression.passes.base import PASS_REGISTRY
+from app.compression.passes.base import PASS_REGISTRY, PassReport
 from app.pipeline.sandbox_protocol import (
     BenchmarkRequest,
     BenchmarkResult,
@@ -39,9 +40,30 @@ from app.pipeline.sandbox_protocol import (
 
 def _run_pass(request: PassRequest) -> PassResult:
     runner = PASS_REGISTRY[request.config.type]()
-    return PassResult(
-        report=runner.run(request.input, request.config, request.output, request.context)
-    )
+    report = runner.run(request.input, request.config, request.output, request.context)
+    if request.check_samples:
+        _check_output(request, report)
+    return PassResult(report=report)
+
+
+def _check_output(request: PassRequest, report: PassReport) -> None:
+    """Compare the pass's output with its input on the calibration feeds; warn on a collapse."""
+    try:
+        feeds, synthetic = request.context.sample_feeds(
+            load_proto(request.input), request.check_samples
+        )
+        check = check_outputs(request.config.type, request.input, request.output, feeds, synthetic)
+    except Exception as exc:
+        # The check never fails a pass that worked: not for a model ORT cannot run as is,
+        # inputs it cannot draw, or even memory running out (MemoryError is an Exception).
+        report.details["output_check"] = {"checked": False, "reason": f"{exc}"[:300]}
+        return
+    if check is None:
+        return
+    report.details["output_check"] = check.model_dump(mode="json")
+    warning = collapse_warning(request.config.type, check)
+    if warning is not None:
+        report.warnings.append(warning)
 
 
 def _run_benchmark(request: BenchmarkRequest) -> BenchmarkResult:
@@ -68,6 +90,7 @@ def _sensitivity(baseline: Path, model: Path, options: MeasureOptions) -> list[N
         input_shapes=options.input_shapes,
         default_dim=options.default_dim,
         seed=options.seed,
+        input_values=options.input_values,
     )
     return node_sensitivity(baseline, model, samples, threads=options.threads)
 

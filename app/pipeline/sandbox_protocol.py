@@ -34,6 +34,9 @@ class PassRequest(BaseModel):
     input: Path = Field(description="The model file the pass reads.")
     output: Path = Field(description="Where the pass writes its model.")
     context: PassContext = Field(description="Calibration data, shapes and seed of the job.")
+    check_samples: int = Field(
+        default=0, ge=0, description="Samples to compare output with input on; 0: no check."
+    )
 
     @field_validator("config", mode="before")
     @classmethod

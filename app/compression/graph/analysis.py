@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
 
-from app.compression.graph.model_info import ModelInfo, TensorSpec
+from app.compression.graph.model_info import SYMBOLIC, ModelInfo, TensorSpec
 
 # Packed sub-byte types: numpy reports 1 byte per element, storage holds 2 per byte.
 _PACKED_4BIT = {
@@ -134,12 +134,12 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
         )
     shape: list[int | str] = []
     for dim in tensor_type.shape.dim:
-        if dim.HasField("dim_value"):
+        if dim.HasField("dim_value") and dim.dim_value > 0:
             shape.append(int(dim.dim_value))
         elif dim.HasField("dim_param") and dim.dim_param:
             shape.append(dim.dim_param)
         else:
-            shape.append("?")
+            shape.append(SYMBOLIC)
     return TensorSpec(name=value.name, dtype=_dtype_name(tensor_type.elem_type), shape=shape)
 
 

@@ -3,7 +3,9 @@ sandbox protocol can carry a ModelInfo from the child that parsed the file to th
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+SYMBOLIC = "?"  # a dim the model leaves open without naming it
 
 
 class TensorSpec(BaseModel):
@@ -11,10 +13,19 @@ class TensorSpec(BaseModel):
 
     name: str
     dtype: str = Field(description='numpy dtype name, e.g. "float32"; "string" for text.')
-    shape: list[int | str] = Field(description='Dims; a dim_param is its name, unknown is "?".')
+    shape: list[int | str] = Field(
+        description='Dims; a dim_param is its name, unknown (unnamed, or stored as <= 0) is "?".'
+    )
     rank_known: bool = Field(
         default=True, description="False when the model declares no shape at all (shape is [])."
     )
+
+    @field_validator("shape")
+    @classmethod
+    def _open_dims_are_symbolic(cls, shape: list[int | str]) -> list[int | str]:
+        """A dim <= 0 (exporters write -1 for a batch axis) is open, never a size."""
+        # Also reads specs recorded before this rule as the model really is.
+        return [SYMBOLIC if isinstance(d, int) and d <= 0 else d for d in shape]
 
 
 class ModelInfo(BaseModel):

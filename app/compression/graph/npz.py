@@ -1,17 +1,37 @@
-"""Calibration and evaluation data: `.npz` files checked against a model's inputs."""
+"""Calibration and evaluation data: `.npz` files checked against a model's inputs.
+
+An array named `<input>` holds one value per sample along axis 0; an array named
+`const:<input>` is one value fed with every sample (a sample rate, an initial RNN state).
+numpy's savez takes any string as a key:
+`np.savez(path, input=rows, **{"const:sr": np.array(16000)})`.
+"""
 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from app.compression.graph.analysis import TensorSpec
-from app.compression.graph.inputs import resolve_input_shapes, synthetic_inputs
+from app.compression.graph.inputs import (
+    Constants,
+    check_constant_shape,
+    constant_inputs,
+    resolve_input_shapes,
+    synthetic_inputs,
+)
 
 LABELS = "labels"
+CONSTANT_PREFIX = "const:"
+_CONSTANT_HINT = (
+    "to use one value for every sample, save it as '" + CONSTANT_PREFIX + "{name}' "
+    "(np.savez(path, **{{'" + CONSTANT_PREFIX + "{name}': value}})) or give it in the job's "
+    "input_values"
+)
 
 
 class DatasetError(ValueError):
@@ -22,13 +42,24 @@ class DatasetMismatchError(ValueError):
     """The dataset does not fit the model: missing inputs, wrong shapes or dtypes."""
 
 
+def constant_name(input_name: str) -> str:
+    """The array name that gives an input one value for every sample."""
+    return CONSTANT_PREFIX + input_name
+
+
+def is_constant(array_name: str) -> bool:
+    return array_name.startswith(CONSTANT_PREFIX)
+
+
 class ArraySpec(BaseModel):
     shape: list[int]
     dtype: str
 
 
 class DatasetInfo(BaseModel):
-    num_samples: int = Field(description="Length of axis 0, the same in every array.")
+    num_samples: int = Field(
+        description="Length of axis 0 of the per-sample arrays; 1 when all are constants."
+    )
     arrays: dict[str, ArraySpec]
     has_labels: bool
 
@@ -58,7 +89,7 @@ def _check_archive(path: Path, max_uncompressed_bytes: int) -> None:
 def inspect_dataset(
     path: Path, max_uncompressed_bytes: int = MAX_UNCOMPRESSED_BYTES
 ) -> DatasetInfo:
-    """Check an .npz without unpickling anything; every array shares its first axis."""
+    """Check an .npz without unpickling anything; every per-sample array shares its axis 0."""
     _check_archive(path, max_uncompressed_bytes)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -69,12 +100,22 @@ def inspect_dataset(
         raise DatasetError(f"not a readable .npz file: {exc}") from exc
     if not arrays:
         raise DatasetError("the .npz holds no arrays")
-    counts = {name: spec.shape[0] if spec.shape else 0 for name, spec in arrays.items()}
-    if len(set(counts.values())) != 1 or 0 in counts.values():
-        raise DatasetError(f"every array needs the same, non-zero number of samples: {counts}")
-    return DatasetInfo(
-        num_samples=next(iter(counts.values())), arrays=arrays, has_labels=LABELS in arrays
-    )
+    per_sample = {name: spec for name, spec in arrays.items() if not is_constant(name)}
+    scalars = sorted(name for name, spec in per_sample.items() if not spec.shape)
+    if scalars:
+        raise DatasetError(
+            f"array(s) {scalars} have no sample axis; {_CONSTANT_HINT.format(name=scalars[0])}"
+        )
+    counts = {name: spec.shape[0] for name, spec in per_sample.items()}
+    if len(set(counts.values())) > 1 or 0 in counts.values():
+        raise DatasetError(
+            "every per-sample array needs the same, non-zero number of samples along axis 0: "
+            f"{counts}; an array that is the same for every sample (an RNN state, a sample "
+            f"rate) is saved as '{CONSTANT_PREFIX}<input>'"
+        )
+    # Nothing but constants: one sample, made of them.
+    num_samples = next(iter(counts.values()), 1)
+    return DatasetInfo(num_samples=num_samples, arrays=arrays, has_labels=LABELS in arrays)
 
 
 def _spec_of(npz: np.lib.npyio.NpzFile, name: str) -> ArraySpec:
@@ -89,39 +130,114 @@ def _spec_of(npz: np.lib.npyio.NpzFile, name: str) -> ArraySpec:
     return ArraySpec(shape=list(array.shape), dtype=str(array.dtype))
 
 
-def check_fits_model(info: DatasetInfo, inputs: list[TensorSpec]) -> None:
-    """Raise DatasetMismatchError unless every model input has a matching array."""
+def check_fits_model(
+    info: DatasetInfo, inputs: list[TensorSpec], given: Collection[str] = ()
+) -> None:
+    """Raise DatasetMismatchError unless every model input has a fitting array.
+
+    Inputs named in `given` (the job's input_values) need no array: the JSON value wins.
+    """
     problems = []
     for spec in inputs:
-        array = info.arrays.get(spec.name)
-        if array is None:
-            problems.append(f"no array named {spec.name!r}")
+        if spec.name in given:
             continue
-        if array.dtype != spec.dtype:
-            problems.append(f"{spec.name!r} is {array.dtype}, the model wants {spec.dtype}")
-        # Axis 0 is the sample axis and feeds the model's batch axis one sample at a time.
-        want = f"the model wants {spec.shape} with axis 0 as the sample axis"
-        if spec.rank_known and len(array.shape) != len(spec.shape):
-            problems.append(f"{spec.name!r} has shape {array.shape}; {want}")
-            continue
-        fixed = [(w, g) for w, g in zip(spec.shape[1:], array.shape[1:], strict=False)]
-        batch_ok = not spec.shape or not isinstance(spec.shape[0], int) or spec.shape[0] == 1
-        if not batch_ok or any(isinstance(w, int) and w != g for w, g in fixed):
-            problems.append(f"{spec.name!r} has shape {array.shape}; {want}")
+        per_sample = info.arrays.get(spec.name)
+        constant = info.arrays.get(constant_name(spec.name))
+        if per_sample is not None and constant is not None:
+            problems.append(
+                f"both {spec.name!r} and {constant_name(spec.name)!r} are given: keep one"
+            )
+        elif constant is not None:
+            problems += _dtype_problem(spec, constant, constant_name(spec.name))
+            try:
+                check_constant_shape(spec, constant.shape, repr(constant_name(spec.name)))
+            except ValueError as exc:
+                problems.append(f"{exc}; {_shape_hint(spec)}")
+        elif per_sample is not None:
+            problems += _dtype_problem(spec, per_sample, spec.name)
+            if not _fits_per_sample(spec, per_sample.shape):
+                problems.append(
+                    f"{spec.name!r} has shape {per_sample.shape} but the model's input has "
+                    f"shape {spec.shape}; {_shape_hint(spec)}"
+                )
+        else:
+            problems.append(f"no array for input {spec.name!r}; {_shape_hint(spec)}")
     if problems:
         raise DatasetMismatchError("; ".join(problems))
 
 
+def _dtype_problem(spec: TensorSpec, array: ArraySpec, name: str) -> list[str]:
+    if array.dtype == spec.dtype:
+        return []
+    return [f"{name!r} is {array.dtype}, the model wants {spec.dtype} (save .astype(...) of it)"]
+
+
+def _fits_per_sample(spec: TensorSpec, shape: list[int]) -> bool:
+    if not spec.rank_known:
+        return True
+    if len(shape) == len(spec.shape) + 1:
+        # Axis 0 is a sample axis of its own: each sample has the input's whole shape.
+        return all(
+            not isinstance(w, int) or w == g for w, g in zip(spec.shape, shape[1:], strict=True)
+        )
+    if len(shape) == len(spec.shape) and spec.shape:
+        # Axis 0 runs along the model's batch axis, fed one row at a time.
+        fixed = all(
+            not isinstance(w, int) or w == g for w, g in zip(spec.shape[1:], shape[1:], strict=True)
+        )
+        return fixed and (not isinstance(spec.shape[0], int) or spec.shape[0] == 1)
+    return False
+
+
+def _shape_hint(spec: TensorSpec) -> str:
+    """How to give this input: per sample, as a constant, or in the job's input_values."""
+    dims = ", ".join(str(d) for d in spec.shape)
+    per_sample = f"[samples, {dims}]" if dims else "[samples]"
+    if spec.shape and (not isinstance(spec.shape[0], int) or spec.shape[0] == 1):
+        rest = ", ".join(str(d) for d in spec.shape[1:])
+        per_sample += f" or [samples, {rest}] along its batch axis" if rest else ""
+    return (
+        f"per sample, save {spec.name!r} with shape {per_sample}; "
+        + _CONSTANT_HINT.format(name=spec.name)
+        + f", with the input's shape [{dims}]"
+    )
+
+
 def load_samples(
-    path: Path, inputs: list[TensorSpec], limit: int | None = None
+    path: Path,
+    inputs: list[TensorSpec],
+    limit: int | None = None,
+    constants: Constants | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """One feed per sample (batch of 1), at most `limit` of them."""
+    """One feed per sample, at most `limit` of them; constants go into every feed.
+
+    `constants` (the job's input_values) win over the file's arrays.
+    """
+    fixed = dict(constants or {})
+    rows: dict[str, tuple[np.ndarray, bool]] = {}
     with np.load(path, allow_pickle=False) as npz:
-        arrays = {spec.name: npz[spec.name] for spec in inputs}
-    count = min(len(a) for a in arrays.values())
+        for spec in inputs:
+            if spec.name in fixed:
+                continue
+            if constant_name(spec.name) in npz.files:
+                fixed[spec.name] = npz[constant_name(spec.name)]
+                continue
+            array = npz[spec.name]
+            own_axis = spec.rank_known and array.ndim == len(spec.shape) + 1
+            rows[spec.name] = (array, own_axis)
+    count = min((len(array) for array, _ in rows.values()), default=1)
     if limit is not None:
         count = min(count, limit)
-    return [{name: a[i : i + 1] for name, a in arrays.items()} for i in range(count)]
+    return [
+        {
+            **{
+                name: array[i] if own_axis else array[i : i + 1]
+                for name, (array, own_axis) in rows.items()
+            },
+            **fixed,
+        }
+        for i in range(count)
+    ]
 
 
 def load_labels(path: Path) -> np.ndarray | None:
@@ -137,9 +253,15 @@ def calibration_samples(
     input_shapes: dict[str, list[int]] | None,
     default_dim: int,
     seed: int,
+    input_values: Mapping[str, Any] | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], bool]:
-    """(feeds, synthetic): the dataset's samples, else synthetic ones from the input spec."""
+    """(feeds, synthetic): the dataset's samples, else synthetic ones from the input spec.
+
+    An input in `input_values` gets that value in every feed, with data or without.
+    """
+    constants = constant_inputs(inputs, input_values)
     if dataset_path is not None:
-        return load_samples(dataset_path, inputs, num_samples), False
-    shapes = resolve_input_shapes(inputs, input_shapes, default_dim)
-    return synthetic_inputs(inputs, shapes, samples=num_samples, seed=seed), True
+        return load_samples(dataset_path, inputs, num_samples, constants), False
+    shapes = resolve_input_shapes(inputs, input_shapes, default_dim, constants)
+    feeds = synthetic_inputs(inputs, shapes, samples=num_samples, seed=seed, constants=constants)
+    return feeds, True

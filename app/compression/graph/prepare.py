@@ -7,8 +7,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, helper, version_converter
+from onnx import (
+    AttributeProto,
+    GraphProto,
+    ModelProto,
+    NodeProto,
+    TensorProto,
+    helper,
+    numpy_helper,
+    version_converter,
+)
+from onnx.external_data_helper import uses_external_data
 
 from app.compression.graph.analysis import iter_graphs
 
@@ -16,6 +27,7 @@ from app.compression.graph.analysis import iter_graphs
 PER_CHANNEL_MIN_OPSET = 13
 # Ops whose constant input is a weight worth quantizing or converting.
 WEIGHT_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose", "Gather", "LSTM", "GRU", "Attention")
+_FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16)
 
 
 @dataclass
@@ -63,6 +75,64 @@ def fold_constant_weights(model: ModelProto) -> int:
     return folded
 
 
+def _folded_value(node: NodeProto, source: TensorProto) -> np.ndarray | None:
+    """What a Transpose or Identity of a constant computes, or None if it is not one."""
+    if node.domain not in ("", "ai.onnx") or uses_external_data(source):
+        return None  # weights not in memory are left as they are
+    if node.op_type == "Identity":
+        return numpy_helper.to_array(source)
+    if node.op_type == "Transpose":
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        return np.transpose(numpy_helper.to_array(source), perm)
+    return None
+
+
+def fold_weight_transposes(model: ModelProto) -> int:
+    """Turn Transpose/Identity nodes of initializers into initializers; returns the count.
+
+    Exporters that skip constant folding write Linear layers as MatMul(x, Transpose(W)):
+    the quantizers and weight passes only see weights that are initializers.
+    """
+    # Weights an IR < 4 model lists as graph inputs are overridable: never folded.
+    overridable = {v.name for v in model.graph.input}
+    sources: set[str] = set()
+    folded: list[str] = []
+
+    def walk(graph: GraphProto, scope: dict[str, tuple[GraphProto, TensorProto]]) -> None:
+        scope = {**scope, **{t.name: (graph, t) for t in graph.initializer}}
+        outputs = {o.name for o in graph.output}
+        kept: list[NodeProto] = []
+        for node in graph.node:
+            for attr in node.attribute:
+                for sub in [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs):
+                    walk(sub, scope)
+            found = scope.get(node.input[0]) if len(node.input) == 1 else None
+            value = None
+            if found is not None and node.input[0] not in overridable:
+                value = _folded_value(node, found[1])
+            if value is None or node.output[0] in outputs:
+                kept.append(node)
+                continue
+            tensor = numpy_helper.from_array(value, node.output[0])
+            graph.initializer.append(tensor)
+            scope[tensor.name] = (graph, tensor)
+            sources.add(node.input[0])
+            folded.append(node.output[0])
+        if len(kept) != len(graph.node):
+            graph.ClearField("node")
+            graph.node.extend(kept)
+
+    walk(model.graph, {})
+    # The original of a folded weight would be stored twice: drop it where nothing reads it.
+    graphs = list(iter_graphs(model.graph))
+    used = {i for g in graphs for n in g.node for i in n.input}
+    used |= {o.name for g in graphs for o in g.output}
+    for graph in graphs:
+        for tensor in [t for t in graph.initializer if t.name in sources - used]:
+            graph.initializer.remove(tensor)
+    return len(folded)
+
+
 def drop_initializer_inputs(model: ModelProto) -> int:
     """Remove weights listed as graph inputs (keep_initializers_as_inputs exports)."""
     # Such weights can be overridden at run time, so ORT neither folds nor quantizes them.
@@ -81,7 +151,9 @@ def upgrade_opset(model: ModelProto, target: int) -> ModelProto:
     """The model converted to opset `target` by onnx's version converter (raises on failure)."""
     converted = version_converter.convert_version(model, target)
     domains = [helper.make_opsetid(o.domain, o.version) for o in converted.opset_import]
-    converted.ir_version = max(converted.ir_version, helper.find_min_ir_version_for(domains))
+    # Domains onnx does not know (com.microsoft after optimize_graph) set no IR minimum.
+    minimum = helper.find_min_ir_version_for(domains, ignore_unknown=True)
+    converted.ir_version = max(converted.ir_version, minimum)
     onnx.checker.check_model(converted)
     return converted
 
@@ -114,6 +186,30 @@ def subgraph_weight_nodes(model: ModelProto, op_types: tuple[str, ...] = WEIGHT_
     ]
 
 
+def subgraph_float_weights(
+    model: ModelProto, op_types: tuple[str, ...] = WEIGHT_OPS
+) -> list[NodeProto]:
+    """Nodes inside If/Loop/Scan subgraphs that still read a float constant weight."""
+    graphs = list(iter_graphs(model.graph))
+    floats = {t.name for g in graphs for t in g.initializer if t.data_type in _FLOAT_TYPES}
+    floats |= {
+        n.output[0]
+        for g in graphs
+        for n in g.node
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].t.data_type in _FLOAT_TYPES
+    }
+    return [
+        node
+        for graph in graphs[1:]
+        for node in graph.node
+        if node.op_type in op_types
+        # Gather reads its table as input 0; the others their weights as inputs 1 and 2.
+        and any(
+            i in floats for i in (node.input[:1] if node.op_type == "Gather" else node.input[1:3])
+        )
+    ]
+
+
 def subgraph_op_counts(model: ModelProto) -> dict[str, int]:
     """Nodes per op type inside subgraphs only."""
     counts: Counter[str] = Counter()
@@ -125,7 +221,8 @@ def subgraph_op_counts(model: ModelProto) -> dict[str, int]:
 def prepare_model(
     model: ModelProto, *, min_opset: int | None = None, op_types: tuple[str, ...] = WEIGHT_OPS
 ) -> tuple[ModelProto, Preparation]:
-    """Fold Constant weights, drop weight inputs, upgrade the opset if asked; say what was done."""
+    """Fold Constant weights and their Transposes, drop weight inputs, upgrade the opset if
+    asked; say what was done."""
     prep = Preparation()
     folded = fold_constant_weights(model)
     if folded:
@@ -133,6 +230,9 @@ def prepare_model(
     dropped = drop_initializer_inputs(model)
     if dropped:
         prep.notes.append(f"removed {dropped} initializer(s) that were also listed as graph inputs")
+    transposed = fold_weight_transposes(model)
+    if transposed:
+        prep.notes.append(f"folded {transposed} Transpose/Identity node(s) of weights")
     opset = default_opset(model)
     if min_opset is not None and 0 < opset < min_opset:
         try:
@@ -194,6 +294,12 @@ def resave_sorted(path: Path, external_data: bool) -> None:
     """Rewrite the model at path with every graph topologically sorted."""
     model = onnx.load(str(path))
     sort_all_graphs(model)
+    # ORT puts contrib ops inside If bodies without importing their domain in the model: ORT
+    # runs that, onnx's checker (which every stored model passes) does not.
+    used = {node.domain for graph in iter_graphs(model.graph) for node in graph.node}
+    declared = {opset.domain for opset in model.opset_import}
+    for domain in sorted(used - declared - {"", "ai.onnx"}):
+        model.opset_import.append(onnx.helper.make_opsetid(domain, 1))
     onnx.save_model(
         model, str(path), save_as_external_data=external_data, location=f"{path.name}.data"
     )

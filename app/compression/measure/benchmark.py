@@ -16,7 +16,7 @@ from app.compression.graph.analysis import (
     model_size_bytes,
     param_count,
 )
-from app.compression.graph.inputs import resolve_input_shapes, synthetic_inputs
+from app.compression.graph.inputs import constant_inputs, resolve_input_shapes, synthetic_inputs
 from app.compression.measure import fidelity
 from app.compression.measure.budget import TimeBudget, seconds_until
 from app.compression.measure.comparison import compare_pair
@@ -89,7 +89,8 @@ def _measure(paths: list[Path], sides: list[str], o: MeasureOptions) -> _Run:
     specs = [graph_inputs(load_proto(p)) for p in paths]
     if any({s.name for s in side} != {s.name for s in specs[0]} for side in specs):
         raise ValueError("the compressed model's inputs differ from the original's")
-    shapes = resolve_input_shapes(specs[0], o.input_shapes, o.default_dim)
+    constants = constant_inputs(specs[0], o.input_values)
+    shapes = resolve_input_shapes(specs[0], o.input_shapes, o.default_dim, constants)
     dtypes = [{s.name: s.dtype for s in side} for side in specs]
     opened = [
         open_session(
@@ -105,18 +106,21 @@ def _measure(paths: list[Path], sides: list[str], o: MeasureOptions) -> _Run:
     if any(names != outputs[0] for names in outputs):
         raise ValueError(f"outputs differ: {sorted(outputs[0])} vs {sorted(outputs[-1])}")
     budget = TimeBudget(o.time_budget_s)  # loading is done: from here on the budget counts
-    # A batch axis is a symbolic first dim on every input of every model.
+    # A batch axis is a symbolic first dim on every input of every model; a constant input
+    # keeps its one shape, so it leaves no batch axis to vary.
     dynamic = bool(shapes) and all(
         s.shape and isinstance(s.shape[0], str) for side in specs for s in side
     )
-    sizes = o.batch_sizes if dynamic else []
-    if o.batch_sizes and not dynamic:
+    sizes = o.batch_sizes if dynamic and not constants else []
+    if o.batch_sizes and not sizes:
         warnings.append(
-            "batch_sizes ignored: the model's first input dim is fixed, not a batch axis"
+            f"batch_sizes ignored: inputs {sorted(constants)} are given as constant values"
+            if dynamic
+            else "batch_sizes ignored: the model's first input dim is fixed, not a batch axis"
         )
 
     timing_end = budget.share(_TIMING_SHARE)
-    base = synthetic_inputs(specs[0], shapes, samples=1, seed=o.seed + 1)[0]
+    base = synthetic_inputs(specs[0], shapes, samples=1, seed=o.seed + 1, constants=constants)[0]
     feeds = [fidelity.as_feed(base, d) for d in dtypes]
     times = timed_runs(sessions, feeds, o.runs, o.warmup, _slot(timing_end, 1 + len(sizes)))
     batch = next(iter(shapes.values()))[0] if dynamic else 1
@@ -202,7 +206,7 @@ def benchmark_single(model_path: Path, options: MeasureOptions) -> ModelMetrics:
     result = run.blocks[0]
     samples, labels, _ = fidelity.evaluation_samples(
         run.specs, run.shapes, options.eval_dataset_path, synthetic=options.fidelity_samples,
-        seed=options.seed,
+        seed=options.seed, constants=constant_inputs(run.specs, options.input_values),
     )  # fmt: skip
     [outputs], labels, notes = fidelity.run_outputs_within(
         run.sessions, samples, labels, run.dtypes, run.budget.end

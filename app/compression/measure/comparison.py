@@ -8,6 +8,7 @@ from typing import Any
 import onnx
 
 from app.compression.graph.analysis import TensorSpec
+from app.compression.graph.inputs import constant_inputs
 from app.compression.measure import fidelity
 from app.compression.measure.metrics import Host, Metrics, ModelMetrics, PairMeasurement
 from app.compression.measure.metrics_math import pruning_from_models
@@ -56,7 +57,7 @@ def compare_pair(
 
     samples, labels, source = fidelity.evaluation_samples(
         specs, shapes, options.eval_dataset_path, synthetic=options.fidelity_samples,
-        seed=options.seed,
+        seed=options.seed, constants=constant_inputs(specs, options.input_values),
     )  # fmt: skip
     if samples:
         outputs, labels, notes = fidelity.run_outputs_within(

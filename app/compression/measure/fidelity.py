@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from app.compression.graph.analysis import TensorSpec
-from app.compression.graph.inputs import synthetic_inputs
+from app.compression.graph.inputs import Constants, synthetic_inputs
 from app.compression.graph.npz import check_fits_model, inspect_dataset, load_labels, load_samples
 from app.compression.measure.metrics import Accuracy, Fidelity, MetricChange, ModelAccuracy
 from app.compression.measure.metrics_math import (
@@ -31,13 +31,18 @@ def evaluation_samples(
     *,
     synthetic: int,
     seed: int,
+    constants: Constants | None = None,
 ) -> tuple[list[dict[str, np.ndarray]], np.ndarray | None, InputSource]:
-    """(feeds, labels or None, "dataset" | "synthetic"): every dataset sample, one per feed."""
+    """(feeds, labels or None, "dataset" | "synthetic"): every dataset sample, one per feed.
+
+    `constants` (the job's input_values) go into every feed, with the dataset or without.
+    """
     if dataset_path is None:
-        return synthetic_inputs(inputs, shapes, samples=synthetic, seed=seed), None, "synthetic"
+        feeds = synthetic_inputs(inputs, shapes, samples=synthetic, seed=seed, constants=constants)
+        return feeds, None, "synthetic"
     # Raises DatasetMismatchError (a ValueError) with the reasons when it does not fit.
-    check_fits_model(inspect_dataset(dataset_path), inputs)
-    feeds = load_samples(dataset_path, inputs)
+    check_fits_model(inspect_dataset(dataset_path), inputs, given=set(constants or {}))
+    feeds = load_samples(dataset_path, inputs, constants=constants)
     labels = load_labels(dataset_path)
     return feeds, labels, "dataset"
 

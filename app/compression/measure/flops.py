@@ -73,7 +73,8 @@ def _known_shapes(model: ModelProto) -> dict[str, Shape]:
         if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
             continue
         dims = value.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
+        # Exporters write -1 for an open dim: only positive values are sizes.
+        if all(d.HasField("dim_value") and d.dim_value > 0 for d in dims):
             shapes[value.name] = [d.dim_value for d in dims]
     return shapes
 
@@ -125,6 +126,11 @@ def _skeleton(model: ModelProto) -> ModelProto:
     graph, source = copy.graph, model.graph
     for field in ("node", "input", "output", "value_info"):
         getattr(graph, field).extend(getattr(source, field))
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        # A -1 the exporter wrote would clash with the size inference finds: make it open.
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value <= 0:
+                dim.ClearField("dim_value")
     for tensor in source.initializer:
         # Small ones keep their values: data propagation reads shape vectors (Reshape targets).
         if math.prod(tensor.dims) > 64:

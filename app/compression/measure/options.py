@@ -7,9 +7,26 @@ these models.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+# One constant input in JSON: a number (true/false for bool inputs) or nested lists of them,
+# converted to the model input's own dtype.
+def _no_text(value: Any) -> Any:
+    # Refused before the union could read "16000" as a number: the dtype is the model's.
+    if not isinstance(value, bool | int | float | list):
+        raise ValueError("give a number, true/false, or nested lists of them")
+    return value
+
+
+InputValue = Annotated[bool | int | float | list[Any], BeforeValidator(_no_text)]
+INPUT_VALUES_DESCRIPTION = (
+    "Constant values of inputs, by input name, fed with every sample of calibration, synthetic "
+    'data and benchmark feeds: small control inputs such as {"sr": 16000} or an initial RNN '
+    "state as nested lists; the dtype is the model input's. Wins over a dataset's array."
+)
 
 
 class BenchmarkOptions(BaseModel):
@@ -45,6 +62,9 @@ class MeasureOptions(BenchmarkOptions):
 
     input_shapes: dict[str, list[int]] | None = Field(
         default=None, description="Fixed shapes for inputs with symbolic dims, by input name."
+    )
+    input_values: dict[str, InputValue] | None = Field(
+        default=None, description=INPUT_VALUES_DESCRIPTION
     )
     time_budget_s: float = Field(
         ge=0,

@@ -156,7 +156,8 @@ def _probe(
     return None
 
 
-def _session_with_outputs(path: Path, model: ModelProto, names: list[str], threads: int) -> Any:
+def session_with_outputs(path: Path, model: ModelProto, names: list[str], threads: int) -> Any:
+    """A session of `model` (loaded from `path`) that also outputs the tensors in `names`."""
     present = {o.name for o in model.graph.output}
     extra = [onnx.ValueInfoProto(name=n) for n in dict.fromkeys(names) if n not in present]
     model.graph.output.extend(extra)
@@ -178,7 +179,8 @@ def _named_outputs(session: Any, feed: dict[str, np.ndarray]) -> dict[str, np.nd
     return dict(zip(names, session.run(names, feed), strict=True))
 
 
-def _np_type(ort_type: str) -> np.dtype:
+def ort_numpy_type(ort_type: str) -> np.dtype:
+    """The numpy dtype of an onnxruntime type name such as "tensor(float16)"."""
     # "tensor(float16)" -> float16; ORT names its types after numpy's, except "float" and "double".
     name = ort_type.removeprefix("tensor(").removesuffix(")")
     return np.dtype({"float": "float32", "double": "float64"}.get(name, name))
@@ -205,11 +207,11 @@ def node_sensitivity(
     if not probes or not samples:
         return []
     sessions = (
-        _session_with_outputs(original_path, original, [p.original for p in probes], threads),
-        _session_with_outputs(compressed_path, compressed, [p.compressed for p in probes], threads),
+        session_with_outputs(original_path, original, [p.original for p in probes], threads),
+        session_with_outputs(compressed_path, compressed, [p.compressed for p in probes], threads),
     )
     stats = [ErrorAccumulator() for _ in probes]
-    dtypes = [{i.name: _np_type(i.type) for i in s.get_inputs()} for s in sessions]
+    dtypes = [{i.name: ort_numpy_type(i.type) for i in s.get_inputs()} for s in sessions]
     for sample in samples:
         out_a, out_b = (
             _named_outputs(

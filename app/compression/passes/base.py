@@ -52,6 +52,9 @@ class PassContext(BaseModel):
     )
     default_dim: int = Field(default=1, description="Value of a symbolic dim left open.")
     seed: int = Field(default=0, description="Seed of any synthetic data the pass draws.")
+    input_values: dict[str, Any] | None = Field(
+        default=None, description="Constant inputs (JSON numbers or nested lists) for every feed."
+    )
 
     def sample_feeds(
         self, model: ModelProto, num_samples: int
@@ -67,6 +70,7 @@ class PassContext(BaseModel):
             input_shapes=self.input_shapes,
             default_dim=self.default_dim,
             seed=self.seed,
+            input_values=self.input_values,
         )
 
 

@@ -32,18 +32,25 @@ class QuantizeDynamicConfig(PassConfig):
     )
     per_channel: bool = Field(
         default=False,
-        description="One scale per output channel instead of per tensor: more accurate, "
-        "slightly larger.",
+        description="One scale per output channel instead of per tensor (MatMul, Conv, LSTM; "
+        "embedding tables keep one scale): more accurate, slightly larger.",
     )
     reduce_range: bool = Field(
         default=False,
         description="Quantize weights to 7 bits; can help accuracy on CPUs without VNNI.",
     )
     op_types: list[OpType] = Field(
-        default=["MatMul", "Gemm", "Attention"],
+        default=["MatMul", "Gemm", "Attention", "LSTM"],
         min_length=1,
         description="Op types to quantize. Only MatMul/Gemm with a constant weight input, Conv, "
-        "Attention, LSTM, Gather and EmbedLayerNormalization can be quantized dynamically.",
+        "Attention, LSTM (DynamicQuantizeLSTM), Gather and EmbedLayerNormalization can be "
+        "quantized dynamically; onnxruntime has no dynamic GRU, so GRU stays float. Conv is "
+        "left out by default: ConvInteger is often slower than float Conv on CPUs.",
+    )
+    quantize_embeddings: bool = Field(
+        default=False,
+        description="Also quantize embedding tables (Gather on a constant table) to 8 bits, one "
+        "scale per table (ORT has no per-channel Gather): much smaller text encoders.",
     )
     nodes_to_exclude: list[NodeName] = Field(
         default=[], description="Names of nodes to leave in float (e.g. a sensitive last layer)."
@@ -53,6 +60,11 @@ class QuantizeDynamicConfig(PassConfig):
     @classmethod
     def _dedupe(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+    def quantized_op_types(self) -> list[str]:
+        """op_types, plus Gather when quantize_embeddings asks for it."""
+        extra = ["Gather"] if self.quantize_embeddings and "Gather" not in self.op_types else []
+        return [*self.op_types, *extra]
 
 
 @register_config

@@ -10,7 +10,12 @@ from app.compression.graph.analysis import iter_graphs, iter_weight_tensors, wei
 from app.compression.graph.prepare import name_unnamed_nodes, prepare_model, topological_sort
 from app.compression.passes.base import ModelPass, PassOutcome, PassWork, register_pass
 from app.compression.passes.configs import ConvertFp16Config
-from app.compression.passes.fp16_guard import FP16_MAX, drop_cast_roundtrips, guarded_convert
+from app.compression.passes.fp16_guard import (
+    FP16_MAX,
+    drop_cast_roundtrips,
+    guarded_convert,
+    quantized_islands,
+)
 
 FP16_MIN_POSITIVE = 5.96e-08  # smallest float16 subnormal; the converter's own default
 
@@ -31,6 +36,25 @@ def _float_tensors(model: ModelProto) -> tuple[int, int, int]:
 def _subgraph_fp16_weights(model: ModelProto) -> int:
     subgraphs = list(iter_graphs(model.graph))[1:]
     return sum(t.data_type == TensorProto.FLOAT16 for g in subgraphs for t in g.initializer)
+
+
+def _weights_outside(model: ModelProto, kept: set[str]) -> int:
+    """float32 initializers that some node outside `kept` reads: what is left to convert."""
+    count = 0
+    for graph in iter_graphs(model.graph):
+        floats = {t.name for t in graph.initializer if t.data_type == TensorProto.FLOAT}
+        read = {i for node in graph.node if node.name not in kept for i in node.input}
+        count += len(floats & read)
+    return count
+
+
+def _already_quantized(islands: set[str]) -> PassError:
+    return PassError(
+        "already_quantized",
+        f"the model is already quantized: its {len(islands)} quantized node(s) and their "
+        "float neighbours stay float32, and no other float32 weight is left to convert to "
+        "float16",
+    )
 
 
 def _convert(
@@ -90,13 +114,22 @@ class ConvertFp16Pass(ModelPass[ConvertFp16Config]):
         if tiny:
             warnings.append(f"{tiny} tiny nonzero weight value(s) raised to ±{FP16_MIN_POSITIVE}")
 
+        # Already quantized (Q/DQ or integer ops): those islands stay float32 as they are.
+        islands = quantized_islands(model)
+        if islands and not _weights_outside(model, islands):
+            raise _already_quantized(islands)
         staged = model
         model, check, found = guarded_convert(
-            staged, lambda nodes: _convert(staged, config, nodes, large), work.context
+            staged,
+            lambda nodes: _convert(staged, config, nodes | islands, large),
+            work.context,
+            kept=islands,
         )
         warnings += found
         tensors_after, _, _ = _float_tensors(model)
         converted = tensors_before - tensors_after
+        if converted <= 0 and islands:
+            raise _already_quantized(islands)
         if converted <= 0:
             auto = check.get("nodes_out_of_range", []) + check.get("nodes_found_by_search", [])
             why = f" (overflowing on sample inputs: {auto})" if auto else " (op_block_list)"
@@ -123,6 +156,7 @@ class ConvertFp16Pass(ModelPass[ConvertFp16Config]):
                 "node_block_list": check.get("nodes_out_of_range", [])
                 + check.get("nodes_found_by_search", []),
                 "overflow_check": check,
+                "quantized_nodes_kept_float32": len(islands),
                 "prepared": prep.notes,
             },
             warnings=prep.warnings + warnings,

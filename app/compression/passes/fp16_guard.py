@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,58 @@ def _next_to_block(
     return None
 
 
+# Ops that read or write quantized integers, or whose scales onnxruntime wants in float32.
+_QUANT_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "MatMulInteger",
+    "ConvInteger",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeLSTM",
+    "QGemm",
+    "QAttention",
+}
+# What ORT writes after an integer MatMul/Conv to rescale it to float: Cast, then Mul.
+_RESCALE_TAIL = {"Cast", "Mul"}
+
+
+def _is_quant_op(node: NodeProto) -> bool:
+    return node.op_type in _QUANT_OPS or node.op_type.startswith("QLinear")
+
+
+def quantized_islands(model: ModelProto) -> set[str]:
+    """Names of the quantized nodes and their float neighbours, in every graph.
+
+    A Q/DQ island is DequantizeLinear -> compute -> QuantizeLinear: in float16 the scales no
+    longer type-check, and a compute node in float16 between them is never fused into an
+    integer kernel. The float nodes that feed a quantized node, and those that read one
+    (through ORT's Cast/Mul rescaling tail), stay float32 with it.
+    """
+    names: set[str] = set()
+    for graph in iter_graphs(model.graph):
+        producer = {out: node for node in graph.node for out in node.output if out}
+        readers: dict[str, list[NodeProto]] = {}
+        for node in graph.node:
+            for name in node.input:
+                readers.setdefault(name, []).append(node)
+        for node in graph.node:
+            if not _is_quant_op(node):
+                continue
+            names.add(node.name)
+            names.update(producer[i].name for i in node.input if i in producer)
+            frontier = [r for out in node.output for r in readers.get(out, [])]
+            while frontier:
+                reader = frontier.pop()
+                if reader.name in names:
+                    continue
+                names.add(reader.name)
+                if reader.op_type in _RESCALE_TAIL:
+                    frontier += [r for out in reader.output for r in readers.get(out, [])]
+    return names
+
+
 def drop_cast_roundtrips(model: ModelProto) -> int:
     """Remove float32 -> float16 -> float32 Cast pairs between two nodes kept in float32."""
     # The converter casts every blocked node's output to float16 and back for the next
@@ -175,9 +227,12 @@ def drop_cast_roundtrips(model: ModelProto) -> int:
 
 
 def guarded_convert(
-    model: ModelProto, convert: Converter, context: PassContext
+    model: ModelProto, convert: Converter, context: PassContext, kept: Set[str] = frozenset()
 ) -> tuple[ModelProto, dict[str, Any], list[str]]:
-    """Convert, keeping in float32 the nodes that overflow or drift on sample inputs."""
+    """Convert, keeping in float32 the nodes that overflow or drift on sample inputs.
+
+    `kept` are nodes `convert` keeps in float32 anyway: the search walks past them.
+    """
     warnings: list[str] = []
     try:
         feeds, synthetic = context.sample_feeds(model, PROBE_SAMPLES)
@@ -188,14 +243,14 @@ def guarded_convert(
     names = {n.name for n in model.graph.node}
     # Values beyond ±65504 become inf in float16 on any device: keep their producers and
     # consumers in float32 up front (CPU kernels often compute in float32 and hide this).
-    blocked = _out_of_range_nodes(model, ref)
+    blocked = _out_of_range_nodes(model, ref) - kept
     by_range = sorted(blocked)
     converted = convert(blocked)
     new, _ = _run_all(converted, feeds)
     error = _worst_output_error(ref, new, outputs)
     rounds = 0
     while error > OUTPUT_TOLERANCE and rounds < MAX_SEARCH_ROUNDS:
-        culprit = _next_to_block(converted, ref, new, names, blocked)
+        culprit = _next_to_block(converted, ref, new, names, blocked | kept)
         if culprit is None:
             break
         blocked.add(culprit)

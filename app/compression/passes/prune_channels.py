@@ -13,6 +13,7 @@ from onnx import ModelProto, numpy_helper
 from app.compression.errors import PassError
 from app.compression.graph.analysis import iter_graphs, load_proto, model_size_bytes, param_count
 from app.compression.graph.model_io import save_model
+from app.compression.graph.prepare import prepare_model
 from app.compression.passes.base import ModelPass, PassContext, PassOutcome, PassWork, register_pass
 from app.compression.passes.channel_graph import ChannelTracer, Space, node_label, shape_map
 from app.compression.passes.configs import PruneChannelsConfig
@@ -72,6 +73,16 @@ def _activation_scores(
         for space, names in watched
     ]
     return scores, synthetic
+
+
+def _inferred_shapes(model: ModelProto, work: PassWork) -> ModelProto:
+    """The prepared model with inferred shapes (only its protobuf, for external-data models)."""
+    if not work.external_data:
+        return onnx.shape_inference.infer_shapes(model)
+    # Shape inference serializes the model: past 2 GiB only a copy without weights fits. The
+    # folds it cannot compute without the weights keep their shapes as inferred values.
+    proto, _ = prepare_model(load_proto(work.input_path))
+    return onnx.shape_inference.infer_shapes(proto)
 
 
 def _io_channels(tracer: ChannelTracer, index: int, dims: tuple[int, ...]) -> tuple[int, int]:
@@ -192,8 +203,10 @@ class PruneChannelsPass(ModelPass[PruneChannelsConfig]):
     def transform(
         self, model: ModelProto, config: PruneChannelsConfig, work: PassWork
     ) -> tuple[ModelProto, PassOutcome]:
-        warnings: list[str] = []
-        inferred = onnx.shape_inference.infer_shapes(load_proto(work.input_path))
+        # Constant-node and Transpose'd weights become initializers, as the quantizers see them.
+        model, prep = prepare_model(model)
+        warnings = list(prep.warnings)
+        inferred = _inferred_shapes(model, work)
         tracer = ChannelTracer(model, shape_map(inferred), list(config.op_types))
 
         prunable, skipped = _select(tracer, model, config)
@@ -254,6 +267,7 @@ class PruneChannelsPass(ModelPass[PruneChannelsConfig]):
                 "params_after": params_after,
                 "layers": layers,
                 "skipped": [{"node": n, "reason": r} for n, r in skipped.items()],
+                "prepared": prep.notes,
             },
             warnings=warnings,
         )

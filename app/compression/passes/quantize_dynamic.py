@@ -15,6 +15,7 @@ from app.compression.graph.prepare import (
     name_unnamed_nodes,
     prepare_model,
     resave_sorted,
+    subgraph_float_weights,
     subgraph_op_counts,
 )
 from app.compression.passes.base import CompressionPass, PassOutcome, PassWork, register_pass
@@ -98,10 +99,12 @@ def _targets(config: QuantizeDynamicConfig, warnings: list[str]) -> list[str]:
     from onnxruntime.quantization.registry import IntegerOpsRegistry
 
     supported = set(IntegerOpsRegistry) | {"Gemm"}
-    ignored = [t for t in config.op_types if t not in supported]
+    asked = config.quantized_op_types()
+    ignored = [t for t in asked if t not in supported]
     if ignored:
-        warnings.append(f"op types {ignored} cannot be dynamically quantized; ignored")
-    return [t for t in config.op_types if t in supported]
+        why = " (onnxruntime has no dynamically quantized GRU kernel)" if "GRU" in ignored else ""
+        warnings.append(f"op types {ignored} cannot be dynamically quantized{why}; left in float")
+    return [t for t in asked if t in supported]
 
 
 def _exclusions(
@@ -167,7 +170,7 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
             present = ", ".join(f"{k}x{v}" for k, v in before.items()) or "none"
             raise PassError(
                 "nothing_to_quantize",
-                f"the model has no {'/'.join(config.op_types)} nodes to quantize "
+                f"the model has no {'/'.join(targets or config.op_types)} nodes to quantize "
                 f"(its ops: {present}); quantize_dynamic applies to MatMul, Gemm, Attention, "
                 "Conv, LSTM and Gather.",
             )
@@ -206,10 +209,19 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
             )
         relevant = set(targets) | set(QUANTIZED_OPS) | {"DynamicQuantizeLinear"}
         inside = subgraph_op_counts(after_proto)
-        if prep.subgraph_weight_nodes and not any(inside.get(op) for op in QUANTIZED_OPS):
+        left_inside = [
+            {
+                "node": node.name,
+                "reason": "onnxruntime left it in float"
+                if node.op_type in targets
+                else f"op_types leaves {node.op_type} out",
+            }
+            for node in subgraph_float_weights(after_proto)
+        ]
+        if left_inside:
             warnings.append(
-                f"{len(prep.subgraph_weight_nodes)} weight node(s) inside If/Loop/Scan "
-                "subgraphs stay float"
+                f"{len(left_inside)} weight node(s) inside If/Loop/Scan subgraphs stay float "
+                "(see details.subgraph_nodes_left_float)"
             )
         weights_after = weight_bytes(after_proto)
         return PassOutcome(
@@ -223,6 +235,7 @@ class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
                 "weight_bytes_after": weights_after,
                 "gemm_rewritten_as_matmul": before.get("Gemm", 0) - after.get("Gemm", 0),
                 "subgraph_nodes_quantized": sum(inside.get(op, 0) for op in QUANTIZED_OPS),
+                "subgraph_nodes_left_float": left_inside,
                 "prepared": prep.notes,
             },
             warnings=warnings,

@@ -18,7 +18,13 @@ from app.compression.graph.analysis import (
     tensor_numel,
     weight_bytes,
 )
-from app.compression.graph.prepare import PER_CHANNEL_MIN_OPSET, prepare_model, resave_sorted
+from app.compression.graph.fused_ops import unfuse_contrib_ops
+from app.compression.graph.prepare import (
+    PER_CHANNEL_MIN_OPSET,
+    default_opset,
+    prepare_model,
+    sort_all_graphs,
+)
 from app.compression.passes.base import (
     CompressionPass,
     PassContext,
@@ -27,6 +33,12 @@ from app.compression.passes.base import (
     register_pass,
 )
 from app.compression.passes.configs import QuantizeStaticConfig
+from app.compression.passes.dequantized_weights import (
+    RECURRENT_OPS,
+    WeightOnly,
+    store_weights_8bit,
+)
+from app.compression.passes.static_pre_process import pre_process
 
 # Ops of ORT's QOperator format that stand for a quantized node.
 _QOPERATOR_EXTRA = ("QGemm", "QAttention", "QEmbedLayerNormalization")
@@ -62,25 +74,6 @@ def _per_channel_scales(model: ModelProto) -> int:
         for g in iter_graphs(model.graph)
         for t in g.initializer
     )
-
-
-def _pre_process(staged: Path, target: Path, big: bool, warnings: list[str]) -> Path:
-    """ORT's quant_pre_process (shape inference, basic fusions) where it works."""
-    # onnxruntime loads only when a pass runs, not wherever passes are looked up.
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    try:
-        quant_pre_process(
-            staged,
-            target,
-            save_as_external_data=big,
-            all_tensors_to_one_file=True,
-            external_data_location=f"{target.name}.data",
-        )
-    except Exception as exc:  # symbolic shape inference raises many types on exotic graphs
-        warnings.append(f"quant_pre_process failed ({exc}); quantized without it")
-        return staged
-    return target
 
 
 def _calibration(
@@ -135,6 +128,45 @@ def _quantize(
         ) from exc
 
 
+def _weight_only_warnings(stored: WeightOnly) -> list[str]:
+    warnings = []
+    if stored.subgraph_nodes:
+        warnings.append(
+            f"{len(stored.subgraph_nodes)} node(s) inside If/Loop/Scan subgraphs got 8-bit "
+            "weights only: calibration cannot see inside subgraphs, so their activations stay "
+            "float"
+        )
+    if stored.recurrent_nodes:
+        warnings.append(
+            f"{len(stored.recurrent_nodes)} LSTM/GRU node(s) got 8-bit weights only (ORT has "
+            "no static LSTM/GRU); quantize_dynamic runs them in int8"
+        )
+    if stored.left_float:
+        warnings.append(
+            f"{len(stored.left_float)} weight node(s) inside If/Loop/Scan subgraphs stay float "
+            "(see details.subgraph_nodes_left_float)"
+        )
+    return warnings
+
+
+def _store_weights_8bit(
+    path: Path, big: bool, config: QuantizeStaticConfig, per_channel: bool, opset: int
+) -> WeightOnly:
+    """8-bit weights where ORT left them float (subgraphs, LSTM/GRU); rewrites the output."""
+    model = onnx.load(str(path))
+    stored = store_weights_8bit(
+        model,
+        opset=opset,
+        per_channel=per_channel,
+        weight_type=config.weight_type,
+        op_types=config.op_types,
+    )
+    # Nodes feeding a subgraph's outer-scope reads can land after it: sort for the checker.
+    sort_all_graphs(model)
+    model_io.save_model(model, path, big)
+    return stored
+
+
 @register_pass
 class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
     """Weights and activations to 8 bits, with activation ranges fixed by calibration."""
@@ -152,20 +184,19 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
         del before_proto
 
         model = onnx.load(str(work.input_path))
+        # optimize_graph (level extended) leaves FusedConv/FusedGemm, which ORT does not quantize.
+        unfused = unfuse_contrib_ops(model, default_opset(model))
         # Per-channel QuantizeLinear/DequantizeLinear (their `axis`) needs opset 13.
         wanted = PER_CHANNEL_MIN_OPSET if config.per_channel and qdq else None
         model, prep = prepare_model(model, min_opset=wanted)
+        if unfused:
+            prep.notes.insert(0, f"split {unfused} FusedConv/FusedGemm node(s) into plain ops")
         warnings = list(prep.warnings)
         per_channel = config.per_channel
         if wanted is not None and prep.opset < wanted:
             per_channel = False
             warnings.append(f"quantized per tensor: opset {prep.opset} has no per-channel QDQ")
         has_subgraphs = len(list(iter_graphs(model.graph))) > 1
-        if prep.subgraph_weight_nodes:
-            warnings.append(
-                f"{len(prep.subgraph_weight_nodes)} node(s) inside If/Loop/Scan subgraphs left "
-                "in float: ORT's static quantizer does not enter subgraphs"
-            )
         feeds, synthetic = _calibration(model, config, work.context)
         if synthetic:
             warnings.append(
@@ -181,7 +212,9 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
             staged = Path(tmp) / "model.onnx"
             onnx.save_model(model, str(staged), save_as_external_data=big, location="model.data")
             del model
-            source = _pre_process(staged, Path(tmp) / "pre.onnx", big, warnings)
+            pre = pre_process(staged, Path(tmp), big)
+            warnings += pre.warnings()
+            source = pre.source
             names = {n.name for g in iter_graphs(load_proto(source).graph) for n in g.node}
             unknown = sorted(set(config.nodes_to_exclude) - names)
             if unknown:
@@ -189,9 +222,10 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
             _quantize(
                 source, work.output_path, feeds, config, per_channel, extra, big, has_subgraphs
             )
-        if has_subgraphs:
-            # Nodes feeding a subgraph's outer-scope reads can land after it: sort for the checker.
-            resave_sorted(work.output_path, big)
+        stored = WeightOnly()
+        if has_subgraphs or any(before.get(op) for op in RECURRENT_OPS):
+            stored = _store_weights_8bit(work.output_path, big, config, per_channel, prep.opset)
+        warnings += _weight_only_warnings(stored)
         # Checked here, not by run(): a model that does not load fails as such, even when
         # nothing was quantized either.
         model_io.require_loadable(work.output_path, "quantized")
@@ -225,7 +259,9 @@ class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
                 "op_counts_after": after,
                 "weight_bytes_before": weights_before,
                 "weight_bytes_after": weights_after,
-                "subgraph_nodes_left_float": prep.subgraph_weight_nodes,
+                "weight_only_nodes": stored.subgraph_nodes + stored.recurrent_nodes,
+                "subgraph_nodes_left_float": stored.left_float,
+                "pre_process": pre.details(),
                 "prepared": prep.notes,
             },
             warnings=warnings,

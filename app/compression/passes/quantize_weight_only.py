@@ -122,6 +122,18 @@ def _skipped_nodes(model: ModelProto, block_size: int) -> list[dict[str, str]]:
     return skipped
 
 
+def _other_weights(model: ModelProto) -> str:
+    """Where the weights of a model without MatMul/Gemm sit, for its nothing_to_quantize."""
+    ops = count_ops(model)
+    held = [f"{op}x{ops[op]}" for op in ("Conv", "ConvTranspose", "LSTM", "GRU") if ops.get(op)]
+    if not held:
+        return "no MatMul/Gemm"
+    return (
+        f"no MatMul/Gemm; its weights sit in {', '.join(held)}, which MatMulNBits cannot hold: "
+        "int8-dynamic (LSTM) or int8-static (Conv, GRU weights) apply"
+    )
+
+
 @register_pass
 class QuantizeWeightOnlyPass(ModelPass[QuantizeWeightOnlyConfig]):
     """MatMul weights to 4 or 8 bits per block; activations stay float (LLM-style)."""
@@ -145,7 +157,9 @@ class QuantizeWeightOnlyPass(ModelPass[QuantizeWeightOnlyConfig]):
             n.op_type in ("MatMul", "Gemm") for g in iter_graphs(model.graph) for n in g.node
         )
         if candidates == len(skipped):
-            why = "; ".join(f"{s['node']}: {s['reason']}" for s in skipped[:5]) or "no MatMul/Gemm"
+            why = "; ".join(f"{s['node']}: {s['reason']}" for s in skipped[:5]) or (
+                _other_weights(model)
+            )
             raise PassError(
                 "nothing_to_quantize",
                 f"no MatMul with a constant weight fits {config.bits}-bit blocks of "

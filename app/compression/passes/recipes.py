@@ -40,8 +40,8 @@ class Recipe(BaseModel):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "int8-dynamic": {
-        "description": "INT8 dynamic quantization of MatMul/Gemm weights: the CPU default for "
-        "transformers and MLPs.",
+        "description": "INT8 dynamic quantization of MatMul/Gemm and LSTM weights: the CPU "
+        "default for transformers, MLPs and recurrent (CRNN, VAD) models.",
         "recipe": {"passes": [{"type": "quantize_dynamic"}]},
     },
     "int8-static": {
