@@ -14,8 +14,10 @@ class JobStatus(StrEnum):
 
 
 class JobKind(StrEnum):
-    COMPRESS = "compress"
-    BENCHMARK = "benchmark"
+    COMPRESS = "compress"  # passes, then a benchmark of the output against the input
+    BENCHMARK = "benchmark"  # measure one model, alone or against a baseline
+    AUTO = "auto"  # search: runs candidate jobs and recommends one of their outputs
+    CANDIDATE = "candidate"  # one compress job of an auto search (parent_job_id names it)
 
 
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {

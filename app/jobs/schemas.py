@@ -14,6 +14,7 @@ from app.compression.measure.metrics import (
     NodeSensitivityRow,
     WeightErrorRow,
 )
+from app.compression.measure.objective import Judgement, Objective, Verdict
 from app.compression.measure.options import (
     INPUT_VALUES_DESCRIPTION,
     BenchmarkOptions,
@@ -72,6 +73,11 @@ class JobCreate(BaseModel):
         default=None, description=INPUT_VALUES_DESCRIPTION
     )
     benchmark: BenchmarkOptions = Field(default_factory=BenchmarkOptions)
+    objective: Objective | None = Field(
+        default=None,
+        description='The goal: with preset "auto" the search aims at it; with any preset or recipe '
+        "the job's verdict is judged against it (max_accuracy_drop 0.01 when not given).",
+    )
 
     @model_validator(mode="after")
     def _one_of_preset_or_recipe(self) -> JobCreate:
@@ -89,7 +95,11 @@ class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
-    kind: JobKind = Field(description="compress: passes then benchmark; benchmark: measure only.")
+    kind: JobKind = Field(
+        description="compress: passes then benchmark; benchmark: measure only; auto: a search "
+        "that runs candidates and recommends one; candidate: one job of such a search."
+    )
+    parent_job_id: str | None = Field(default=None, description="A candidate's auto job.")
     model_id: str | None
     baseline_model_id: str | None = None
     calibration_dataset_id: str | None = None
@@ -113,6 +123,45 @@ class JobOut(BaseModel):
         "benchmark of one model has that model's block. None until the job succeeds."
     )
     warnings: list[str] = Field(default_factory=list)
+    objective: Objective | None = Field(default=None, description="The goal the job was given.")
+    verdict: Verdict | None = Field(
+        default=None,
+        description="verified: within budget on real data; rejected: over budget (kept for "
+        "inspection, never recommended); unverified: synthetic inputs only. None until done.",
+    )
+    verdict_detail: Judgement | None = Field(
+        default=None, description="What the verdict rests on: metric, values, delta, basis."
+    )
+    recommendation_reason: str | None = Field(
+        default=None,
+        description="Auto jobs: why no candidate was recommended (e.g. "
+        "no_candidate_within_budget), else null.",
+    )
+    candidates: list[CandidateOut] = Field(
+        default_factory=list, description="Auto jobs: every candidate, best first."
+    )
+
+
+class CandidateOut(BaseModel):
+    """One candidate of an auto job, as its table row shows it."""
+
+    job_id: str
+    label: str = Field(description='What was tried, e.g. "int8 dynamic, per-channel".')
+    status: JobStatus
+    recipe: JobRecipe
+    compression_ratio: float | None = None
+    speedup_ratio: float | None = None
+    speedup_noise: float | None = Field(
+        default=None, description="Run-to-run spread of the speedup (relative), from both cvs."
+    )
+    metric: str | None = None
+    delta: float | None = Field(default=None, description="Metric change (compressed - original).")
+    verdict: Verdict | None = None
+    pareto: bool = Field(
+        default=False, description="On the Pareto front of size, latency and accuracy."
+    )
+    recommended: bool = False
+    error: JobError | None = None
 
 
 class JobList(BaseModel):

@@ -58,5 +58,13 @@ class JobTable(IdMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when the task reached the broker; NULL means it still has to be sent (outbox).
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # An auto job's candidates point at it; deleting the parent deletes them.
+    parent_job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    objective: Mapped[dict[str, Any] | None]  # an Objective
+    verdict: Mapped[str | None] = mapped_column(String(16))  # a Verdict
+    verdict_detail: Mapped[dict[str, Any] | None]  # a Judgement
+    recommendation_reason: Mapped[str | None] = mapped_column(String(64))
     # Touched by the worker while it runs the job: a stale heartbeat means a vanished worker.
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -33,6 +33,7 @@ class ModelTable(IdMixin, Base):
     param_count: Mapped[int] = mapped_column(BigInteger)
     # Size of the file once zstd-compressed: what `download?encoding=zstd` sends.
     transport_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    analysis: Mapped[dict[str, Any] | None]  # a ModelAnalysis, computed when the model is stored
     parent_id: Mapped[str | None] = mapped_column(
         ForeignKey("models.id", ondelete="SET NULL"), index=True
     )
