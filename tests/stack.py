@@ -65,17 +65,18 @@ class LiveStack:
         )
         self._wait_ready()
 
-    def start_worker(self, concurrency: int = 1) -> None:
-        """`modelpress worker`, as deployed: a supervisor that restarts the Celery worker."""
+    def start_worker(self, concurrency: int = 1, name: str = "worker") -> None:
+        """`modelpress worker`, as deployed: a supervisor that restarts the Celery worker; a
+        second `name` starts another worker (another host, as far as Celery can tell)."""
         queues = ",".join(
             self.env[name] for name in ("MODELPRESS_QUEUE_NAME", "MODELPRESS_BENCHMARK_QUEUE_NAME")
         )
         self._spawn(
-            "worker",
+            name,
             [
                 sys.executable, "-m", "app.cli.main", "worker", "--restart-delay", "0.5", "--",
                 "--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO",
-                "-Q", queues, "-n", f"test-{os.getpid()}-{self.port}@%h",
+                "-Q", queues, "-n", f"test-{os.getpid()}-{self.port}-{name}@%h",
             ],
         )  # fmt: skip
 

@@ -13,10 +13,10 @@ import pytest
 
 from tests.builders import build_cnn_residual, build_mlp
 from tests.builders_digits import build_digits_dataset, build_digits_model
-from tests.builders_exports import (
+from tests.builders_exports import build_minus_one_batch_classifier
+from tests.builders_recurrent import (
     SILERO_HIDDEN,
     SILERO_RATE,
-    build_minus_one_batch_classifier,
     build_silero_like_vad,
     silero_like_feed,
 )

@@ -43,7 +43,7 @@ def test_openapi_types_the_job_metrics_and_status(api: Any) -> None:
         assert {"p50", "p90", "p99", "mean", "std"} <= set(latency["properties"])
     (status,) = resolve(job["status"])
     assert set(status["enum"]) == {"queued", "running", "succeeded", "failed", "canceled"}
-    assert set(resolve(job["kind"])[0]["enum"]) == {"compress", "benchmark"}
+    assert set(resolve(job["kind"])[0]["enum"]) == {"compress", "benchmark", "auto", "candidate"}
     report = schemas["JobReport"]["properties"]
     assert resolve(report["weights"]["items"])[0]["properties"]["relative_error"]
     assert resolve(report["sensitivity"]["items"])[0]["properties"]["node"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.jobs.queue import BENCHMARK_TASK, RUN_JOB_TASK
+from app.jobs.queue import ADVANCE_TASK, AUTO_TASK, BENCHMARK_TASK, RUN_JOB_TASK
+from app.pipeline.auto import advance, notify_parent, run_auto
 from app.pipeline.benchmark import run_benchmark
 from app.pipeline.compress import run_compress
 from app.pipeline.frame import TransientJobError
@@ -31,9 +32,23 @@ def _retrying(task: Any, stage: Any, job_id: str) -> None:
 def run_job(self: Any, job_id: str) -> None:
     """The compress stage: run the recipe's passes, then queue the benchmark."""
     _retrying(self, run_compress, job_id)
+    notify_parent(job_id)  # a candidate that ended here (failed, canceled) tells its auto job
 
 
 @celery_app.task(name=BENCHMARK_TASK, bind=True)
 def benchmark_job(self: Any, job_id: str) -> None:
     """The benchmark stage: time and evaluate, then finish the job."""
     _retrying(self, run_benchmark, job_id)
+    notify_parent(job_id)
+
+
+@celery_app.task(name=AUTO_TASK, bind=True)
+def auto_job(self: Any, job_id: str) -> None:
+    """An auto job's fan-out: plan its candidates and send them as compress jobs."""
+    _retrying(self, run_auto, job_id)
+
+
+@celery_app.task(name=ADVANCE_TASK)
+def advance_auto(job_id: str) -> None:
+    """Look at an auto job's candidates again: fall back, or finish with a recommendation."""
+    advance(job_id)

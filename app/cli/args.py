@@ -72,8 +72,12 @@ def build_job_payload(
     recipe: dict[str, Any] | None,
     input_shapes: dict[str, list[int]] | None = None,
     benchmark: dict[str, int] | None = None,
+    *,
+    objective: dict[str, Any] | None = None,
+    datasets: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The POST /v1/jobs body: exactly one of preset / recipe, optional extras."""
+    """The POST /v1/jobs body: exactly one of preset / recipe, optional extras (datasets by
+    field name: calibration_dataset_id, eval_dataset_id)."""
     if (preset is None) == (recipe is None):
         raise ValueError("give exactly one of preset / recipe")
     payload: dict[str, Any] = {"model_id": model_id}
@@ -85,4 +89,7 @@ def build_job_payload(
         payload["input_shapes"] = input_shapes
     if benchmark:
         payload["benchmark"] = benchmark
+    if objective:
+        payload["objective"] = objective
+    payload.update(datasets or {})
     return payload

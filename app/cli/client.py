@@ -143,6 +143,12 @@ class Client:
             files = {"file": (path.name, fh, "application/octet-stream")}
             return self._json("POST", "/v1/models", files=files, data=data)
 
+    def upload_dataset(self, path: Path) -> dict[str, Any]:
+        """POST /v1/datasets (an .npz of named arrays)."""
+        with CheckedFile(path, lambda: None) as fh:
+            files = {"file": (path.name, fh, "application/octet-stream")}
+            return self._json("POST", "/v1/datasets", files=files)
+
     def delete_model(self, model_id: str) -> None:
         """DELETE /v1/models/{id}."""
         resp = self._http.delete(f"/v1/models/{model_id}")

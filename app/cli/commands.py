@@ -15,12 +15,13 @@ from pydantic import ValidationError
 from app.cli.args import build_job_payload, shapes_to_dict
 from app.cli.client import ApiError, Client
 from app.cli.interrupts import HeldInterrupt, Interrupted
-from app.cli.output import summary
+from app.cli.output import outcome_lines, summary
 from app.cli.polling import fetch_job_patiently, wait_for_job
 from app.compression.passes.recipes import Recipe
 
 EXIT_OK, EXIT_JOB_FAILED = 0, 1
 DEFAULT_PRESET = "int8-dynamic"
+AUTO_PRESET = "auto"
 
 
 class UsageError(Exception):
@@ -31,8 +32,11 @@ def cmd_compress(args: argparse.Namespace, client: Client) -> int:
     """Check the options, upload, create the job, optionally wait and download."""
     if args.preset and args.recipe:
         raise UsageError("give either --preset or --recipe, not both")
-    if not args.model.is_file():
-        raise UsageError(f"no such file: {args.model}")
+    if args.auto and (args.recipe or args.preset not in (None, AUTO_PRESET)):
+        raise UsageError("--auto chooses the recipe itself: leave out --preset and --recipe")
+    for path in (args.model, args.calibration, args.eval):
+        if path is not None and not path.is_file():
+            raise UsageError(f"no such file: {path}")
     try:
         shapes = shapes_to_dict(args.input_shapes)
     except ValueError as exc:
@@ -42,11 +46,23 @@ def cmd_compress(args: argparse.Namespace, client: Client) -> int:
         for k, v in {"runs": args.runs, "warmup": args.warmup, "threads": args.threads}.items()
         if v is not None
     }
-    preset = None if args.recipe else (args.preset or DEFAULT_PRESET)
+    preset = AUTO_PRESET if args.auto else None if args.recipe else (args.preset or DEFAULT_PRESET)
     check_preset_or_recipe(client, preset, args.recipe)
+    objective = {
+        key: value
+        for key, value in {
+            "optimize": args.optimize,
+            "max_accuracy_drop": args.max_drop,
+            "max_candidates": args.max_candidates,
+        }.items()
+        if value is not None
+    }
+    datasets = upload_datasets(client, calibration=args.calibration, eval=args.eval)
 
     def payload_for(model_id: str) -> dict[str, Any]:
-        return build_job_payload(model_id, preset, args.recipe, shapes, bench)
+        return build_job_payload(
+            model_id, preset, args.recipe, shapes, bench, objective=objective, datasets=datasets
+        )
 
     job = upload_and_create_job(client, args.model, args.name, shapes, payload_for)
     job_id = str(job["id"])
@@ -54,6 +70,10 @@ def cmd_compress(args: argparse.Namespace, client: Client) -> int:
         print(f"follow it with: modelpress status {job_id} --wait", file=sys.stderr)
         return report(job, args.json)
     job = wait_interruptibly(client, job, args)
+    no_recommendation = job.get("kind") == AUTO_PRESET and not job.get("output_model_id")
+    if job.get("status") == "succeeded" and args.output and no_recommendation:
+        print(f"nothing written to {args.output}: no recommendation", file=sys.stderr)
+        return report(job, args.json)
     if job.get("status") == "succeeded" and args.output:
         if not job.get("output_model_id"):
             raise ApiError(200, "bad_response", "job succeeded without an output_model_id")
@@ -80,9 +100,28 @@ def cmd_status(args: argparse.Namespace, client: Client) -> int:
 
 
 def report(job: dict[str, Any], as_json: bool) -> int:
-    """Print the job and map its status to the exit code."""
+    """Print the job and map its outcome to the exit code: failed, canceled, a rejected
+    verdict and an auto search without a recommendation exit 1."""
     print(json.dumps(job, indent=2) if as_json else summary(job))
-    return EXIT_JOB_FAILED if job.get("status") in {"failed", "canceled"} else EXIT_OK
+    if job.get("status") in {"failed", "canceled"}:
+        return EXIT_JOB_FAILED
+    if job.get("status") != "succeeded":
+        return EXIT_OK
+    lines, ok = outcome_lines(job)
+    for line in lines:
+        print(line, file=sys.stderr)
+    return EXIT_OK if ok else EXIT_JOB_FAILED
+
+
+def upload_datasets(client: Client, **paths: Path | None) -> dict[str, str]:
+    """Upload --calibration and --eval; the job fields naming them."""
+    ids: dict[str, str] = {}
+    for field, path in paths.items():
+        if path is not None:
+            dataset = client.upload_dataset(path)
+            print(f"uploaded {path.name} as dataset {dataset['id']}", file=sys.stderr)
+            ids[f"{field}_dataset_id"] = str(dataset["id"])
+    return ids
 
 
 def wait_interruptibly(client: Client, job: dict[str, Any], args: argparse.Namespace) -> Any:

@@ -69,6 +69,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=D1,D2,...",
         help="fix an input's shape, e.g. input=1,3,224,224 (repeatable)",
     )
+    comp.add_argument(
+        "--auto",
+        action="store_true",
+        help="search: try the candidates that fit the model, recommend the best within budget",
+    )
+    comp.add_argument(
+        "--optimize",
+        choices=["balanced", "latency", "size"],
+        help="what the search makes better (default balanced)",
+    )
+    comp.add_argument(
+        "--max-drop",
+        type=float,
+        metavar="POINTS",
+        help="largest accuracy loss allowed, in the eval metric's units (default 0.01)",
+    )
+    comp.add_argument(
+        "--max-candidates", type=int, metavar="N", help="--auto: most candidates to try"
+    )
+    comp.add_argument(
+        "--calibration", type=Path, metavar="NPZ", help="calibration data (.npz), uploaded first"
+    )
+    comp.add_argument(
+        "--eval",
+        type=Path,
+        metavar="NPZ",
+        help="evaluation data (.npz, with labels for accuracy), uploaded first: verdicts need it",
+    )
     comp.add_argument("--name", help="name of the uploaded model")
     comp.add_argument("--runs", type=int, help="benchmark: timed runs")
     comp.add_argument("--warmup", type=int, help="benchmark: warm-up runs")

@@ -46,6 +46,9 @@ def summary(job: dict[str, Any]) -> str:
         lines.append(f"error [{error.get('code')}]: {error.get('message')}")
     if job.get("output_model_id"):
         lines.append(f"output model: {job['output_model_id']}")
+    lines.extend(candidates_table(job))
+    if job.get("explanation"):
+        lines.append(str(job["explanation"]))
     metrics = job.get("metrics")
     if not isinstance(metrics, dict) or not metrics:
         return "\n".join(lines)
@@ -68,6 +71,45 @@ def summary(job: dict[str, Any]) -> str:
     lines.append(f"max abs error:     {_num(fidelity.get('max_abs_error'), '.3g')}")
     lines.extend(f"warning: {text}" for text in _warnings(job, metrics))
     return "\n".join(lines)
+
+
+def candidates_table(job: dict[str, Any]) -> list[str]:
+    """An auto job's candidates, one row each, the recommendation marked."""
+    rows = [c for c in job.get("candidates") or [] if isinstance(c, dict)]
+    if not rows:
+        return []
+    head = f"  {'candidate':40}{'size':>8}{'speedup':>14}{'delta':>9}  {'verdict':11}pareto"
+    lines = [head]
+    for c in rows:
+        speed = _num(c.get("speedup_ratio"), ".2f")
+        if isinstance(c.get("speedup_noise"), int | float) and speed != "-":
+            speed = f"{speed}±{c['speedup_noise']:.2f}"
+        verdict = c.get("verdict") or c.get("status") or "-"
+        lines.append(
+            f"{'*' if c.get('recommended') else ' '} {str(c.get('label'))[:39]:40}"
+            f"{_num(c.get('compression_ratio'), '.2f'):>7}x{speed:>13}x"
+            f"{_num(c.get('delta'), '+.4f'):>9}  {verdict:11}{'yes' if c.get('pareto') else ''}"
+        )
+    return lines
+
+
+def outcome_lines(job: dict[str, Any]) -> tuple[list[str], bool]:
+    """What a finished job's verdict means for its user, and whether it is a usable result."""
+    if job.get("kind") == "auto":
+        if job.get("output_model_id"):
+            return [], True
+        reason = job.get("recommendation_reason") or "no recommendation"
+        lines = [f"no recommendation: {reason}"]
+        if reason == "no_real_data":
+            lines.append("real evaluation data is needed for a verdict: give --eval data.npz")
+        return lines, False
+    verdict = job.get("verdict")
+    if verdict == "rejected":
+        detail = job.get("verdict_detail") or {}
+        return [f"verdict: rejected: {detail.get('reason') or 'over the accuracy budget'}"], False
+    if verdict == "unverified":
+        return ["verdict: unverified: real evaluation data is needed (give --eval data.npz)"], True
+    return ([f"verdict: {verdict}"] if verdict else []), True
 
 
 def _warnings(job: dict[str, Any], metrics: dict[str, Any]) -> list[str]:

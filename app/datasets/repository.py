@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.datasets.tables import DatasetTable
 from app.pagination import Page, PageRequest, paginate
+from app.storage.references import referenced_keys
 
 
 def add(session: Session, dataset: DatasetTable) -> DatasetTable:
@@ -28,9 +29,7 @@ def list_page(session: Session, page: PageRequest, *, tenant_id: str) -> Page[Da
 
 
 def referenced_storage_keys(session: Session, keys: Collection[str]) -> set[str]:
-    """Which of `keys` some row of any tenant stores its file under (the leftover sweep)."""
-    query = select(DatasetTable.storage_key).where(DatasetTable.storage_key.in_(list(keys)))
-    return set(session.scalars(query))
+    return referenced_keys(session, DatasetTable.storage_key, keys)
 
 
 def delete(session: Session, dataset: DatasetTable) -> None:

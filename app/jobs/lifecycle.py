@@ -20,6 +20,9 @@ class JobKind(StrEnum):
     CANDIDATE = "candidate"  # one compress job of an auto search (parent_job_id names it)
 
 
+# Kinds whose passes write an output model, benchmarked against the input.
+OUTPUT_KINDS = frozenset({JobKind.COMPRESS, JobKind.CANDIDATE})
+
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELED}),
     # RUNNING -> QUEUED: a job whose worker vanished goes back to the queue.

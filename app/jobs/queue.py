@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 # The API never imports the worker package: it sends tasks by these names.
 RUN_JOB_TASK = "modelpress.run_job"
 BENCHMARK_TASK = "modelpress.benchmark_job"
+AUTO_TASK = "modelpress.auto_job"  # an auto job's fan-out: plan and create its candidates
+ADVANCE_TASK = "modelpress.advance_auto"  # look at an auto job's candidates again
 
 
 class BrokerError(Exception):
@@ -81,11 +83,23 @@ def send_benchmark(job_id: str) -> None:
     _send(BENCHMARK_TASK, job_id, get_settings().benchmark_queue_name)
 
 
+def send_auto(job_id: str) -> None:
+    """Publish an auto job's fan-out on the compression queue."""
+    _send(AUTO_TASK, job_id, get_settings().queue_name)
+
+
+def send_advance(parent_job_id: str) -> None:
+    """Ask a worker to look at an auto job again (a candidate ended)."""
+    _send(ADVANCE_TASK, parent_job_id, get_settings().queue_name)
+
+
 def enqueue(session_factory: Any, job_id: str, kind: str) -> bool:
     """Send a committed job to the broker and record that it was sent; False if it could not be."""
     try:
         if kind == JobKind.BENCHMARK:
             send_benchmark(job_id)
+        elif kind == JobKind.AUTO:
+            send_auto(job_id)
         else:
             send_run_job(job_id)
     except BrokerError as exc:

@@ -13,7 +13,13 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.jobs.lifecycle import ACTIVE_STATES, IllegalTransitionError, JobStatus, can_transition
+from app.jobs.lifecycle import (
+    ACTIVE_STATES,
+    IllegalTransitionError,
+    JobKind,
+    JobStatus,
+    can_transition,
+)
 from app.jobs.tables import JobTable
 from app.pagination import Page, PageRequest, paginate
 
@@ -42,8 +48,11 @@ def list_page(
     tenant_id: str,
     status: str | None = None,
     model_id: str | None = None,
+    parent_job_id: str | None = None,
 ) -> Page[JobTable]:
     query = select(JobTable).where(JobTable.tenant_id == tenant_id)
+    if parent_job_id is not None:
+        query = query.where(JobTable.parent_job_id == parent_job_id)
     if status is not None:
         query = query.where(JobTable.status == status)
     if model_id is not None:
@@ -230,3 +239,53 @@ def count_by_status(session: Session) -> dict[str, int]:
     """Jobs of every tenant by status: the operator's metrics."""
     rows = session.execute(select(JobTable.status, func.count()).group_by(JobTable.status))
     return {status: count for status, count in rows.tuples()}
+
+
+def lock_job(session: Session, job_id: str) -> None:
+    """Serialize writers on one job until the transaction ends (an auto job's advance).
+
+    Postgres: an advisory transaction lock on the id; SQLite has one writer at a time already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"job:{job_id}"))))
+
+
+def list_children(session: Session, parent_job_id: str) -> list[JobTable]:
+    """An auto job's candidates, oldest first."""
+    query = (
+        select(JobTable)
+        .where(JobTable.parent_job_id == parent_job_id)
+        .order_by(JobTable.created_at, JobTable.id)
+    )
+    return list(session.scalars(query))
+
+
+def list_searching_auto_ids(session: Session, stage: str, limit: int = 100) -> list[str]:
+    """Running auto jobs waiting on their candidates (at `stage`)."""
+    query = (
+        select(JobTable.id)
+        .where(
+            JobTable.kind == JobKind.AUTO.value,
+            JobTable.status == JobStatus.RUNNING.value,
+            JobTable.stage == stage,
+        )
+        .order_by(JobTable.created_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def recent_metrics(session: Session, limit: int = 50) -> list[tuple[dict[str, Any], datetime]]:
+    """(metrics, finished_at) of the latest succeeded jobs of every tenant, newest first:
+    where the workers' host fingerprints show."""
+    query = (
+        select(JobTable.metrics, JobTable.finished_at)
+        .where(
+            JobTable.status == JobStatus.SUCCEEDED.value,
+            JobTable.metrics.is_not(None),
+            JobTable.finished_at.is_not(None),
+        )
+        .order_by(JobTable.finished_at.desc())
+        .limit(limit)
+    )
+    return [(m, at) for m, at in session.execute(query).tuples() if isinstance(m, dict)]

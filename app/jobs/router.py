@@ -30,7 +30,8 @@ def list_presets() -> PresetList:
 def create_job(
     body: JobCreate, session: SessionDep, tenant_id: TenantDep, response: Response
 ) -> JobOut:
-    """Start compressing a model with a preset or a recipe; poll the job at `Location`."""
+    """Start compressing a model with a preset or a recipe, or an auto search (preset "auto"
+    with an objective); poll the job at `Location`."""
     return accepted(response, service.create_job(session, body, tenant_id=tenant_id))
 
 
@@ -41,12 +42,14 @@ def list_jobs(
     page: PageQuery,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     model_id: Annotated[str | None, Query(max_length=64)] = None,
+    parent_job_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JobList:
-    """List jobs, newest first, optionally by status or model."""
+    """List jobs, newest first, optionally by status, model, or auto job (its candidates)."""
     status_value = status_.value if status_ else None
     found = repository.list_page(
-        session, page, tenant_id=tenant_id, status=status_value, model_id=model_id
-    )
+        session, page, tenant_id=tenant_id, status=status_value, model_id=model_id,
+        parent_job_id=parent_job_id,
+    )  # fmt: skip
     return found.to_list(JobList, service.to_out)
 
 

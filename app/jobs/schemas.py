@@ -140,6 +140,9 @@ class JobOut(BaseModel):
     candidates: list[CandidateOut] = Field(
         default_factory=list, description="Auto jobs: every candidate, best first."
     )
+    explanation: str | None = Field(
+        default=None, description="Auto jobs: the choice (or why none) in one sentence."
+    )
 
 
 class CandidateOut(BaseModel):
@@ -183,12 +186,18 @@ class JobReport(BaseModel):
     )
     warnings: list[str] = Field(default_factory=list)
     metrics: Metrics | ModelMetrics | None
+    candidates: list[CandidateOut] = Field(
+        default_factory=list, description="Auto jobs: every candidate, best first."
+    )
+    explanation: str | None = Field(
+        default=None, description="Auto jobs: the choice (or why none) in one sentence."
+    )
 
 
 class PresetOut(BaseModel):
     name: str
     description: str
-    recipe: Recipe
+    recipe: JobRecipe = Field(description='The recipe it expands to ("auto": none of its own).')
 
 
 class PresetList(BaseModel):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.compression.graph import inputs as model_inputs
 from app.compression.graph.analysis import TensorSpec
+from app.compression.measure.objective import Objective
 from app.compression.passes.recipes import PRESETS, Recipe, expand_preset
 from app.datasets import service as datasets_service
 from app.db import call_after_commit, session_scope, utcnow
@@ -21,7 +22,7 @@ from app.errors import (
 )
 from app.jobs import queue, repository
 from app.jobs.lifecycle import TERMINAL_STATES, JobKind, JobStatus
-from app.jobs.schemas import JobCreate, JobOut, JobReport, PresetOut
+from app.jobs.schemas import CandidateOut, JobCreate, JobOut, JobRecipe, JobReport, PresetOut
 from app.jobs.tables import JobTable
 from app.onnx_models import service as models_service
 from app.onnx_models.tables import ModelTable
@@ -29,12 +30,25 @@ from app.settings import get_settings
 from app.storage import Storage
 from app.tenants import repository as tenants_repository
 
+AUTO_PRESET = "auto"
+AUTO_DESCRIPTION = (
+    "Search: candidates chosen from the model's analysis run as child jobs, are judged on the "
+    "evaluation data against `objective`, and the best one within budget is recommended."
+)
+
 
 def list_presets() -> list[PresetOut]:
-    """Every preset with the recipe it expands to."""
+    """Every preset with the recipe it expands to, and "auto" (no recipe of its own)."""
     return [
-        PresetOut(name=name, description=p["description"], recipe=expand_preset(name).model_dump())
-        for name, p in PRESETS.items()
+        *(
+            PresetOut(
+                name=name,
+                description=p["description"],
+                recipe=JobRecipe.model_validate(expand_preset(name).model_dump()),
+            )
+            for name, p in PRESETS.items()
+        ),
+        PresetOut(name=AUTO_PRESET, description=AUTO_DESCRIPTION, recipe=JobRecipe(passes=[])),
     ]
 
 
@@ -116,9 +130,13 @@ def submit(session: Session, job: JobTable) -> JobTable:
 
 
 def create_job(session: Session, body: JobCreate, *, tenant_id: str) -> JobTable:
-    """Validate and record a compression job."""
+    """Validate and record a compression job, or an auto job (a search over candidates)."""
     model = models_service.get(session, body.model_id, tenant_id=tenant_id)
-    recipe = _recipe_from_request(body)
+    auto = body.preset == AUTO_PRESET
+    recipe = JobRecipe(passes=[]) if auto else _recipe_from_request(body)
+    # Plain jobs keep the objective they were given (their verdict is judged against it,
+    # defaults otherwise); an auto job's search always needs one.
+    objective = body.objective or (Objective() if auto else None)
     check_inputs(model, body.input_shapes, body.input_values)
     check_datasets(
         session, model, tenant_id=tenant_id, input_values=body.input_values,
@@ -128,7 +146,7 @@ def create_job(session: Session, body: JobCreate, *, tenant_id: str) -> JobTable
         session,
         JobTable(
             tenant_id=tenant_id,
-            kind=JobKind.COMPRESS.value,
+            kind=(JobKind.AUTO if auto else JobKind.COMPRESS).value,
             model_id=model.id,
             status=JobStatus.QUEUED.value,
             progress=0.0,
@@ -139,6 +157,34 @@ def create_job(session: Session, body: JobCreate, *, tenant_id: str) -> JobTable
             benchmark_options=body.benchmark.model_dump(),
             calibration_dataset_id=body.calibration_dataset_id,
             eval_dataset_id=body.eval_dataset_id,
+            objective=objective.model_dump(mode="json") if objective else None,
+            attempts=0,
+        ),
+    )
+
+
+def create_candidate(session: Session, parent: JobTable, recipe: Recipe) -> JobTable:
+    """Record one candidate of an auto job: a compress job with the parent's data and goal.
+
+    Not counted against the tenant's limits: the user asked once, for the parent. The caller
+    enqueues it after the commit."""
+    return repository.add(
+        session,
+        JobTable(
+            tenant_id=parent.tenant_id,
+            kind=JobKind.CANDIDATE.value,
+            parent_job_id=parent.id,
+            model_id=parent.model_id,
+            status=JobStatus.QUEUED.value,
+            progress=0.0,
+            preset=None,
+            recipe=recipe.model_dump(mode="json"),
+            input_shapes=parent.input_shapes,
+            input_values=parent.input_values,
+            benchmark_options=parent.benchmark_options,
+            calibration_dataset_id=parent.calibration_dataset_id,
+            eval_dataset_id=parent.eval_dataset_id,
+            objective=parent.objective,
             attempts=0,
         ),
     )
@@ -154,8 +200,20 @@ def get(session: Session, job_id: str, *, tenant_id: str) -> JobTable:
 
 def cancel(session: Session, storage: Storage, job_id: str, *, tenant_id: str) -> JobTable:
     """Cancel a queued or running job, dropping any output it recorded; a finished job is
-    returned unchanged."""
+    returned unchanged. Canceling an auto job cancels its candidates."""
     job = get(session, job_id, tenant_id=tenant_id)
+    if job.kind == JobKind.AUTO:
+        # Taken before any row, as the worker advancing the search takes it: no deadlock.
+        repository.lock_job(session, job.id)
+    cancel_row(session, storage, job)
+    if job.kind == JobKind.AUTO and job.status == JobStatus.CANCELED:
+        for child in repository.list_children(session, job.id):
+            cancel_row(session, storage, child)
+    return job
+
+
+def cancel_row(session: Session, storage: Storage, job: JobTable) -> None:
+    """Cancel one job unless it already ended; its output goes with it."""
     while job.status not in TERMINAL_STATES:
         current = JobStatus(job.status)
         if repository.transition(
@@ -167,7 +225,6 @@ def cancel(session: Session, storage: Storage, job_id: str, *, tenant_id: str) -
             break
         session.refresh(job)  # it moved on under us: look again
     session.refresh(job)
-    return job
 
 
 def report(session: Session, job_id: str, *, tenant_id: str) -> JobReport:
@@ -182,11 +239,17 @@ def report(session: Session, job_id: str, *, tenant_id: str) -> JobReport:
         sensitivity=stored.get("sensitivity", []),
         warnings=to_out(job).warnings,
         metrics=job.metrics,
+        candidates=to_out(job).candidates,
+        explanation=stored.get("explanation"),
     )
 
 
 def to_out(job: JobTable) -> JobOut:
     out = JobOut.model_validate(job)
+    if job.kind == JobKind.AUTO:
+        stored = job.report or {}
+        out.candidates = [CandidateOut.model_validate(row) for row in stored.get("candidates", [])]
+        out.explanation = stored.get("explanation")
     # The passes' warnings, then the benchmark's, each said once.
     out.warnings = list(
         dict.fromkeys(

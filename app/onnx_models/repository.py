@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.onnx_models.tables import ModelTable
 from app.pagination import Page, PageRequest, paginate
+from app.storage.references import referenced_keys
 
 
 def add(session: Session, model: ModelTable) -> ModelTable:
@@ -53,9 +54,7 @@ def count_with_storage_key(session: Session, storage_key: str) -> int:
 
 
 def referenced_storage_keys(session: Session, keys: Collection[str]) -> set[str]:
-    """Which of `keys` some row of any tenant stores its file under (the leftover sweep)."""
-    query = select(ModelTable.storage_key).where(ModelTable.storage_key.in_(list(keys)))
-    return set(session.scalars(query))
+    return referenced_keys(session, ModelTable.storage_key, keys)
 
 
 def delete(session: Session, model: ModelTable) -> None:

@@ -13,7 +13,7 @@ from app.compression.graph import transport
 from app.deps import PageQuery, SessionDep, SettingsDep, StorageDep, TenantDep, located
 from app.errors import InvalidModelProblem, ModelTooLargeProblem
 from app.onnx_models import repository, service
-from app.onnx_models.schemas import ModelList, ModelOut
+from app.onnx_models.schemas import ModelAnalysisOut, ModelList, ModelOut
 from app.storage.base import iter_stream
 from app.uploads import Upload, receive_upload, upload_openapi
 
@@ -123,3 +123,12 @@ def delete_model(
     """Delete a model and, once no other row shares it, its file."""
     service.delete(session, storage, model_id, tenant_id=tenant_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{model_id}/analysis", response_model=ModelAnalysisOut)
+def get_model_analysis(
+    model_id: str, session: SessionDep, storage: StorageDep, tenant_id: TenantDep
+) -> ModelAnalysisOut:
+    """Pre-flight analysis: op histogram, parameters by op, symbolic dims, subgraphs, what each
+    pass would touch, the workers' CPU features and an estimate of calibration memory."""
+    return service.get_analysis(session, storage, model_id, tenant_id=tenant_id)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.compression.graph.analysis_report import ModelAnalysis
+
 
 class TensorSpecOut(BaseModel):
     name: str
@@ -42,3 +44,26 @@ class ModelOut(BaseModel):
 class ModelList(BaseModel):
     items: list[ModelOut]
     next_cursor: str | None
+
+
+class WorkerHostOut(BaseModel):
+    """A host the workers measured on lately, from its benchmark fingerprint."""
+
+    cpu: str = Field(description="CPU model name.")
+    cores: int = Field(description="Intra-op threads its sessions ran with.")
+    features: list[str] = Field(
+        description="CPU features that decide int8/fp16 speed (avx2, avx512_vnni, amx_int8, "
+        "avx512_fp16, ...); empty for fingerprints recorded before features were."
+    )
+    seen_at: datetime = Field(description="When a job last finished measuring there.")
+
+
+class ModelAnalysisOut(BaseModel):
+    """The model's pre-flight analysis, the workers it would run on, and what to make of both."""
+
+    model_id: str
+    analysis: ModelAnalysis
+    workers: list[WorkerHostOut] = Field(
+        description="Distinct hosts of the latest succeeded jobs' measurements, newest first."
+    )
+    notes: list[str] = Field(description="What the analysis means for compressing this model.")

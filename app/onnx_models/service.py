@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.compression.graph import analysis, archive, transport
+from app.compression.graph.model_analysis import ModelAnalysis, analyze_model
 from app.compression.graph.model_info import ModelInfo
 from app.db import call_after_commit, call_after_rollback, new_id
 from app.errors import (
@@ -21,11 +24,17 @@ from app.errors import (
 )
 from app.jobs import repository as jobs_repository
 from app.onnx_models import repository
+from app.onnx_models.analysis_notes import notes_for, worker_hosts
+from app.onnx_models.schemas import ModelAnalysisOut
 from app.onnx_models.tables import ModelTable
 from app.onnx_models.validation import validate_model_file
 from app.settings import get_settings
 from app.storage import Storage
 from app.uploads import ReceivedFile, Upload, display_name
+
+log = logging.getLogger(__name__)
+# Succeeded jobs whose measurements tell which hosts the workers run on.
+RECENT_JOBS_FOR_HOSTS = 50
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +49,13 @@ class ModelFile:
 
 
 def _row_from_file(
-    model_id: str, name: str, file: ModelFile, info: ModelInfo, *, tenant_id: str
+    model_id: str,
+    name: str,
+    file: ModelFile,
+    info: ModelInfo,
+    found: ModelAnalysis | None,
+    *,
+    tenant_id: str,
 ) -> ModelTable:
     return ModelTable(
         id=model_id,
@@ -59,6 +74,7 @@ def _row_from_file(
         op_counts=info.op_counts,
         param_count=info.param_count,
         transport_size_bytes=transport.zstd_size(file.stored_path),
+        analysis=found.model_dump(mode="json") if found is not None else None,
     )
 
 
@@ -89,12 +105,22 @@ def create_from_upload(
         )  # fmt: skip
         display = display_name(upload.name, received.filename, "model")
         # The untrusted file is parsed in a sandbox child, never in the API process.
-        info = validate_model_file(model_path, settings)
-        row = _row_from_file(model_id, display, file, info, tenant_id=tenant_id)
+        checked = validate_model_file(model_path, settings)
+        row = _row_from_file(
+            model_id, display, file, checked.info, checked.analysis, tenant_id=tenant_id
+        )
     storage.put_file(key, received.path)
     # If the row never commits, the stored object must not outlive it.
     call_after_rollback(session, lambda: storage.delete(key))
     return repository.add(session, row)
+
+
+def get(session: Session, model_id: str, *, tenant_id: str) -> ModelTable:
+    """The model, or NotFoundProblem (also for another tenant's model)."""
+    model = repository.get(session, model_id, tenant_id=tenant_id)
+    if model is None:
+        raise NotFoundProblem(f"no model with id {model_id!r}")
+    return model
 
 
 def _unpack(archive_path: Path, dest: Path, max_upload_bytes: int) -> Path:
@@ -116,17 +142,61 @@ def record_output(
         info = analysis.inspect_model(file.model_path)
     except analysis.InvalidModelError as exc:
         raise InvalidModelProblem(str(exc)) from exc
-    row = _row_from_file(new_id(), name, file, info, tenant_id=tenant_id)
+    row = _row_from_file(new_id(), name, file, info, _analyze(file.model_path), tenant_id=tenant_id)
     row.parent_id, row.job_id = parent_id, job_id
     return repository.add(session, row)
 
 
-def get(session: Session, model_id: str, *, tenant_id: str) -> ModelTable:
-    """The model, or NotFoundProblem (also for another tenant's model)."""
-    model = repository.get(session, model_id, tenant_id=tenant_id)
-    if model is None:
-        raise NotFoundProblem(f"no model with id {model_id!r}")
-    return model
+def _analyze(path: Path) -> ModelAnalysis | None:
+    """The analysis of a model our own pass wrote; None (logged) rather than a failed job."""
+    try:
+        return analyze_model(path)
+    except Exception:  # the output is valid: an analysis that trips on it must not lose it
+        log.exception("analysis of %s failed", path)
+        return None
+
+
+def get_analysis(
+    session: Session, storage: Storage, model_id: str, *, tenant_id: str
+) -> ModelAnalysisOut:
+    """The model's analysis (computed now, in a sandbox child, if its row predates it), the
+    workers' hosts and what they mean."""
+    model = get(session, model_id, tenant_id=tenant_id)
+    found = _stored_analysis(model)
+    if found is None:
+        found = _analyze_stored_file(storage, model)
+        model.analysis = found.model_dump(mode="json")
+        session.flush()
+    workers = worker_hosts(jobs_repository.recent_metrics(session, RECENT_JOBS_FOR_HOSTS))
+    return ModelAnalysisOut(
+        model_id=model.id, analysis=found, workers=workers, notes=notes_for(found, workers)
+    )
+
+
+def _stored_analysis(model: ModelTable) -> ModelAnalysis | None:
+    if model.analysis is None:
+        return None
+    try:
+        return ModelAnalysis.model_validate(model.analysis)
+    except ValidationError:  # recorded under an older shape: analyze again
+        return None
+
+
+def _analyze_stored_file(storage: Storage, model: ModelTable) -> ModelAnalysis:
+    """Analyze a stored model the way an upload is: in the sandbox child, never in this process."""
+    settings = get_settings()
+    with tempfile.TemporaryDirectory(prefix="analysis-") as tmp:
+        stored = Path(tmp) / f"model.{model.packaging}"
+        storage.download_to(model.storage_key, stored)
+        model_path = stored
+        if model.packaging == "zip":
+            unpacked = Path(tmp) / "unpacked"
+            unpacked.mkdir()
+            model_path = _unpack(stored, unpacked, settings.max_upload_bytes)
+        found = validate_model_file(model_path, settings).analysis
+    if found is None:
+        raise InvalidModelProblem("the analysis could not read this model")
+    return found
 
 
 def delete(session: Session, storage: Storage, model_id: str, *, tenant_id: str) -> None:

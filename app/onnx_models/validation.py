@@ -13,11 +13,10 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-from app.compression.graph.model_info import ModelInfo
 from app.errors import InvalidModelProblem, ServiceBusyProblem
 from app.pipeline.frame import StageError
 from app.pipeline.sandbox import run_in_child
-from app.pipeline.sandbox_protocol import ValidateModelRequest
+from app.pipeline.sandbox_protocol import ValidateModelRequest, ValidateModelResult
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,9 +30,9 @@ def validation_slots(count: int) -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(count)
 
 
-def validate_model_file(path: Path, settings: Settings) -> ModelInfo:
-    """The model's facts, read by a sandbox child; InvalidModelProblem if it is not usable,
-    ServiceBusyProblem if no slot frees up within `validation_wait_s`."""
+def validate_model_file(path: Path, settings: Settings) -> ValidateModelResult:
+    """The model's facts and analysis, read by a sandbox child; InvalidModelProblem if it is
+    not usable, ServiceBusyProblem if no slot frees up within `validation_wait_s`."""
     slots = validation_slots(settings.max_concurrent_validations)
     if not slots.acquire(timeout=settings.validation_wait_s):
         raise ServiceBusyProblem(
@@ -51,7 +50,7 @@ def validate_model_file(path: Path, settings: Settings) -> ModelInfo:
         raise _as_problem(exc, settings) from exc
     finally:
         slots.release()
-    return result.info
+    return result
 
 
 def _as_problem(error: StageError, settings: Settings) -> InvalidModelProblem:

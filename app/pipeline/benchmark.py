@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from app.compression.measure.metrics import Metrics
+from app.compression.measure.objective import Judgement, Objective
 from app.compression.measure.options import BenchmarkOptions, MeasureOptions
+from app.compression.measure.verdict import judge, verdict_warning
 from app.datasets import repository as datasets_repository
 from app.db import session_scope, utcnow
 from app.jobs import repository
-from app.jobs.lifecycle import JobKind, JobStatus
+from app.jobs.lifecycle import OUTPUT_KINDS, JobStatus
 from app.jobs.tables import JobTable
 from app.onnx_models import repository as models_repository
 from app.onnx_models.tables import ModelTable
@@ -41,7 +43,7 @@ def _inputs(job: JobTable) -> BenchmarkInputs:
         model = models_repository.get(session, job.model_id or "", tenant_id=job.tenant_id)
         if model is None:
             raise StageError("model_deleted", "the model to benchmark was deleted")
-        if job.kind == JobKind.COMPRESS:
+        if job.kind in OUTPUT_KINDS:
             subject, baseline = models_repository.get_by_job(session, job.id), model
             if subject is None:
                 raise StageError("output_missing", "the compress stage left no output model")
@@ -97,6 +99,7 @@ def _measure(
         time_budget_s=settings.benchmark_time_budget_s,
         default_dim=settings.default_symbolic_dim,
         eval_dataset_path=eval_path,
+        blank_index=job_objective(job).blank_index,
     )
     # Timing and evaluation run the user's model in native code: in a child, under limits.
     return run_in_child(
@@ -107,17 +110,38 @@ def _measure(
     )
 
 
+def job_objective(job: JobTable) -> Objective:
+    """The job's objective, or the default one (a budget of one point) when it gave none."""
+    return Objective() if job.objective is None else Objective.model_validate(job.objective)
+
+
+def _judged(job: JobTable, metrics: Metrics) -> tuple[Judgement, Metrics]:
+    """The pair's verdict, and the metrics with a warning when it is not verified."""
+    judgement = judge(metrics, job_objective(job))
+    warning = verdict_warning(judgement)
+    if warning is not None:
+        metrics = metrics.model_copy(update={"warnings": [*(metrics.warnings or []), warning]})
+    return judgement, metrics
+
+
 def _finish(job: JobTable, inputs: BenchmarkInputs, measured: BenchmarkResult) -> None:
-    output_id = inputs.subject.id if job.kind == JobKind.COMPRESS else None
-    metrics = measured.metrics.model_dump(mode="json", exclude_none=True)
+    output_id = inputs.subject.id if job.kind in OUTPUT_KINDS else None
+    verdict: dict[str, Any] = {}
     report_extra: dict[str, Any] = {}
-    if isinstance(measured.metrics, Metrics):  # a pair: its per-tensor rows go to the report
+    measured_metrics = measured.metrics
+    if isinstance(measured_metrics, Metrics):  # a pair: judged, its per-tensor rows reported
+        judgement, measured_metrics = _judged(job, measured_metrics)
+        verdict = {
+            "verdict": judgement.verdict.value,
+            "verdict_detail": judgement.model_dump(mode="json", exclude_none=True),
+        }
         report_extra = {
             "weights": [row.model_dump(mode="json", exclude_none=True) for row in measured.weights],
             "sensitivity": [
                 row.model_dump(mode="json", exclude_none=True) for row in measured.sensitivity
             ],
         }
+    metrics = measured_metrics.model_dump(mode="json", exclude_none=True)
     with session_scope() as session:
         current = repository.get_for_worker(session, job.id)
         report = {**((current.report if current else None) or {}), **report_extra}
@@ -125,7 +149,7 @@ def _finish(job: JobTable, inputs: BenchmarkInputs, measured: BenchmarkResult) -
         repository.transition(
             session, job.id, JobStatus.RUNNING, JobStatus.SUCCEEDED,
             metrics=metrics, report=report, output_model_id=output_id,
-            progress=1.0, stage="done", finished_at=utcnow(),
+            progress=1.0, stage="done", finished_at=utcnow(), **verdict,
         )  # fmt: skip
 
 

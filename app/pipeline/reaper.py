@@ -1,5 +1,6 @@
 """No lost jobs: requeue (or fail) running jobs whose worker vanished, drain the outbox, resend
-lost benchmark hand-offs; and no leftovers of crashes (app.pipeline.leftovers)."""
+lost benchmark hand-offs, advance auto jobs waiting on their candidates; and no leftovers of
+crashes (app.pipeline.leftovers)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from sqlalchemy import or_
 
 from app.db import session_scope, utcnow
 from app.jobs import queue, repository
-from app.jobs.lifecycle import JobStatus
+from app.jobs.lifecycle import JobKind, JobStatus
 from app.jobs.tables import JobTable
-from app.pipeline import leftovers
+from app.pipeline import auto, leftovers
 from app.pipeline.frame import BENCHMARK_HANDOFF
 from app.settings import Settings, get_settings
 from app.storage import get_storage
@@ -35,6 +36,8 @@ def reap_lost_jobs(settings: Settings | None = None) -> dict[str, int]:
     failed = 0
     with session_scope() as session:
         for job in repository.list_stale_running(session, stale_before):
+            if job.kind == JobKind.AUTO and job.stage == auto.SEARCHING:
+                continue  # no worker holds it while its candidates run: advance_searching does
             if (
                 job.stage == BENCHMARK_HANDOFF
                 and job.heartbeat_at
@@ -101,6 +104,7 @@ def sweep_once(settings: Settings) -> None:
         reap_lost_jobs(settings)
         sweep_outbox(min_age_s=settings.reaper_interval_s)
         resend_lost_handoffs(settings)
+        auto.advance_searching()
     except Exception:
         log.warning("reaper sweep failed; trying again later", exc_info=True)
 

@@ -16,22 +16,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import overload
+from typing import TypeVar
 
 from app.pipeline.frame import JobCanceled, StageError
 from app.pipeline.sandbox_child import EXIT_OUT_OF_MEMORY
-from app.pipeline.sandbox_protocol import (
-    BenchmarkRequest,
-    BenchmarkResult,
-    PassRequest,
-    PassResult,
-    SandboxFailure,
-    ValidateModelRequest,
-    ValidateModelResult,
-    sandbox_result,
-)
+from app.pipeline.sandbox_protocol import ChildRequest, SandboxFailure, sandbox_result
 
 log = logging.getLogger(__name__)
+
+ResultT = TypeVar("ResultT")
 
 # prctl(2) option: the signal a process gets when its parent dies (Linux only). Looked up once:
 # the child calls it between fork and exec, where only the simplest code is safe.
@@ -43,37 +36,13 @@ _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("lin
 STOP_POLL_S = 1.0
 
 
-@overload
 def run_in_child(
-    request: PassRequest,
+    request: ChildRequest[ResultT],
     *,
     memory_limit_mb: int | None,
     timeout_s: float,
     should_stop: Callable[[], bool] | None = None,
-) -> PassResult: ...
-@overload
-def run_in_child(
-    request: BenchmarkRequest,
-    *,
-    memory_limit_mb: int | None,
-    timeout_s: float,
-    should_stop: Callable[[], bool] | None = None,
-) -> BenchmarkResult: ...
-@overload
-def run_in_child(
-    request: ValidateModelRequest,
-    *,
-    memory_limit_mb: int | None,
-    timeout_s: float,
-    should_stop: Callable[[], bool] | None = None,
-) -> ValidateModelResult: ...
-def run_in_child(
-    request: PassRequest | BenchmarkRequest | ValidateModelRequest,
-    *,
-    memory_limit_mb: int | None,
-    timeout_s: float,
-    should_stop: Callable[[], bool] | None = None,
-) -> PassResult | BenchmarkResult | ValidateModelResult:
+) -> ResultT:
     """The child's result; StageError with worker_crashed, out_of_memory or timeout otherwise.
 
     `should_stop` is polled every STOP_POLL_S while the child runs: once it is true (the job
@@ -117,7 +86,7 @@ def run_in_child(
         result = sandbox_result.validate_json(result_path.read_bytes())
     if isinstance(result, SandboxFailure):
         raise StageError(result.code, result.message)
-    if result.kind != kind:
+    if not isinstance(result, request.answer_type):
         raise StageError("worker_crashed", f"the {kind} answered with a {result.kind} result")
     return result
 

@@ -17,6 +17,7 @@ from app.compression.graph.analysis import (
     inspect_model,
     load_proto,
 )
+from app.compression.graph.model_analysis import ModelAnalysis, analyze_model
 from app.compression.graph.npz import calibration_samples
 from app.compression.measure.benchmark import benchmark_pair, benchmark_single
 from app.compression.measure.divergence import check_outputs, collapse_warning
@@ -96,11 +97,21 @@ def _sensitivity(baseline: Path, model: Path, options: MeasureOptions) -> list[N
 
 
 def _validate_model(request: ValidateModelRequest) -> ValidateModelResult | SandboxFailure:
-    """An uploaded model's facts, or invalid_model saying why it cannot be used."""
+    """An uploaded model's facts and analysis, or invalid_model saying why it cannot be used."""
     try:
-        return ValidateModelResult(info=inspect_model(request.model))
+        info = inspect_model(request.model)
     except InvalidModelError as exc:
         return SandboxFailure(code="invalid_model", message=str(exc))
+    return ValidateModelResult(info=info, analysis=_analysis(request.model))
+
+
+def _analysis(path: Path) -> ModelAnalysis | None:
+    """The pre-flight analysis of a valid model; None rather than a refused upload if it fails."""
+    try:
+        return analyze_model(path)
+    except Exception:  # an export it does not foresee, or out of memory: still a usable model
+        traceback.print_exc()
+        return None
 
 
 def handle(

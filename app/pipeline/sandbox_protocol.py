@@ -10,10 +10,11 @@ before that.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field, SerializeAsAny, TypeAdapter, field_validator
 
+from app.compression.graph.analysis_report import ModelAnalysis
 from app.compression.graph.model_info import ModelInfo
 from app.compression.measure.metrics import (
     Metrics,
@@ -23,49 +24,6 @@ from app.compression.measure.metrics import (
 )
 from app.compression.measure.options import MeasureOptions
 from app.compression.passes.base import PASS_REGISTRY, PassConfig, PassContext, PassReport
-
-
-class PassRequest(BaseModel):
-    """Run one pass on one model file."""
-
-    kind: Literal["pass"] = "pass"
-    # SerializeAsAny: the pass's own fields go along, not just PassConfig's `type`.
-    config: SerializeAsAny[PassConfig] = Field(description="The pass's config, fully defaulted.")
-    input: Path = Field(description="The model file the pass reads.")
-    output: Path = Field(description="Where the pass writes its model.")
-    context: PassContext = Field(description="Calibration data, shapes and seed of the job.")
-    check_samples: int = Field(
-        default=0, ge=0, description="Samples to compare output with input on; 0: no check."
-    )
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _as_its_pass_config(cls, value: Any) -> Any:
-        """Read back from JSON, a config becomes its registered pass's config class."""
-        if not isinstance(value, dict):
-            return value
-        registered = PASS_REGISTRY.get(str(value.get("type")))
-        if registered is None:
-            raise ValueError(f"no pass of type {value.get('type')!r} is registered here")
-        return registered.config_cls.model_validate(value)
-
-
-class BenchmarkRequest(BaseModel):
-    """Measure one model, against a baseline when there is one."""
-
-    kind: Literal["benchmark"] = "benchmark"
-    model: Path = Field(description="The model measured (the compressed one of a pair).")
-    baseline: Path | None = Field(
-        default=None, description="The original to compare with; None for a single model."
-    )
-    options: MeasureOptions = Field(description="How to measure, settings already merged in.")
-
-
-class ValidateModelRequest(BaseModel):
-    """Check an uploaded model and describe it: the API's upload check, parsed outside the API."""
-
-    kind: Literal["validate_model"] = "validate_model"
-    model: Path = Field(description="The .onnx file; its external data files lie beside it.")
 
 
 class PassResult(BaseModel):
@@ -95,6 +53,56 @@ class ValidateModelResult(BaseModel):
 
     kind: Literal["validate_model"] = "validate_model"
     info: ModelInfo = Field(description="Inputs, outputs, opset, op counts, parameter count.")
+    analysis: ModelAnalysis | None = Field(
+        default=None,
+        description="The pre-flight analysis; None when it failed on a model that is valid.",
+    )
+
+
+class PassRequest(BaseModel):
+    """Run one pass on one model file."""
+
+    kind: Literal["pass"] = "pass"
+    answer_type: ClassVar[type[PassResult]] = PassResult
+    # SerializeAsAny: the pass's own fields go along, not just PassConfig's `type`.
+    config: SerializeAsAny[PassConfig] = Field(description="The pass's config, fully defaulted.")
+    input: Path = Field(description="The model file the pass reads.")
+    output: Path = Field(description="Where the pass writes its model.")
+    context: PassContext = Field(description="Calibration data, shapes and seed of the job.")
+    check_samples: int = Field(
+        default=0, ge=0, description="Samples to compare output with input on; 0: no check."
+    )
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _as_its_pass_config(cls, value: Any) -> Any:
+        """Read back from JSON, a config becomes its registered pass's config class."""
+        if not isinstance(value, dict):
+            return value
+        registered = PASS_REGISTRY.get(str(value.get("type")))
+        if registered is None:
+            raise ValueError(f"no pass of type {value.get('type')!r} is registered here")
+        return registered.config_cls.model_validate(value)
+
+
+class BenchmarkRequest(BaseModel):
+    """Measure one model, against a baseline when there is one."""
+
+    kind: Literal["benchmark"] = "benchmark"
+    answer_type: ClassVar[type[BenchmarkResult]] = BenchmarkResult
+    model: Path = Field(description="The model measured (the compressed one of a pair).")
+    baseline: Path | None = Field(
+        default=None, description="The original to compare with; None for a single model."
+    )
+    options: MeasureOptions = Field(description="How to measure, settings already merged in.")
+
+
+class ValidateModelRequest(BaseModel):
+    """Check an uploaded model and describe it: the API's upload check, parsed outside the API."""
+
+    kind: Literal["validate_model"] = "validate_model"
+    answer_type: ClassVar[type[ValidateModelResult]] = ValidateModelResult
+    model: Path = Field(description="The .onnx file; its external data files lie beside it.")
 
 
 class SandboxFailure(BaseModel):
@@ -103,6 +111,19 @@ class SandboxFailure(BaseModel):
     kind: Literal["error"] = "error"
     code: str = Field(description="A stable machine word, such as provider_unavailable.")
     message: str = Field(description="What went wrong, for the user.")
+
+
+ResultT_co = TypeVar("ResultT_co", covariant=True)
+
+
+class ChildRequest(Protocol[ResultT_co]):
+    """Any request above, typed by the result the child answers it with (its `answer_type`)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def answer_type(self) -> type[ResultT_co]: ...
+    def model_dump_json(self) -> str: ...
 
 
 AnyRequest = PassRequest | BenchmarkRequest | ValidateModelRequest

@@ -6,7 +6,7 @@ import logging
 
 from app.db import session_scope
 from app.jobs import repository
-from app.jobs.lifecycle import JobKind, JobStatus
+from app.jobs.lifecycle import OUTPUT_KINDS, JobStatus
 from app.onnx_models import service as models_service
 from app.storage import Storage
 
@@ -31,7 +31,7 @@ def drop_output_if_unsuccessful(job_id: str, storage: Storage) -> None:
     try:
         with session_scope() as session:
             job = repository.get_for_worker(session, job_id)
-            if job is None or job.kind != JobKind.COMPRESS:
+            if job is None or job.kind not in OUTPUT_KINDS:
                 return
             if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
                 return

@@ -11,11 +11,8 @@ from app.compression.passes.base import PassContext
 from app.compression.passes.recipes import PRESETS, expand_preset
 from app.pipeline.sandbox_handlers import handle
 from app.pipeline.sandbox_protocol import PassRequest, SandboxFailure
-from tests.builders_exports import (
-    SILERO_RATE,
-    build_minus_one_batch_classifier,
-    build_silero_like_vad,
-)
+from tests.builders_exports import build_minus_one_batch_classifier
+from tests.builders_recurrent import SILERO_RATE, build_silero_like_vad
 
 # The codes a user can act on; internal_error is never one of them.
 SPECIFIC = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
+from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto
 
 from app.compression.graph.model_info import SYMBOLIC, ModelInfo, TensorSpec
 
@@ -29,12 +29,17 @@ def iter_graphs(graph: GraphProto) -> Iterator[GraphProto]:
     """The graph and every If/Loop/Scan (or other) subgraph under it, depth first."""
     yield graph
     for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == AttributeProto.GRAPH:
-                yield from iter_graphs(attr.g)
-            elif attr.type == AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from iter_graphs(sub)
+        for sub in node_subgraphs(node):
+            yield from iter_graphs(sub)
+
+
+def node_subgraphs(node: NodeProto) -> list[GraphProto]:
+    """The bodies a node holds (If branches, a Loop or Scan body), in attribute order."""
+    return [
+        sub
+        for attr in node.attribute
+        for sub in ([attr.g] if attr.type == AttributeProto.GRAPH else attr.graphs)
+    ]
 
 
 def count_ops(model: ModelProto) -> dict[str, int]:

@@ -21,7 +21,7 @@ from onnx import (
 )
 from onnx.external_data_helper import uses_external_data
 
-from app.compression.graph.analysis import iter_graphs
+from app.compression.graph.analysis import iter_graphs, node_subgraphs
 
 # QuantizeLinear/DequantizeLinear gained the per-channel `axis` attribute in opset 13.
 PER_CHANNEL_MIN_OPSET = 13
@@ -103,9 +103,8 @@ def fold_weight_transposes(model: ModelProto) -> int:
         outputs = {o.name for o in graph.output}
         kept: list[NodeProto] = []
         for node in graph.node:
-            for attr in node.attribute:
-                for sub in [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs):
-                    walk(sub, scope)
+            for sub in node_subgraphs(node):
+                walk(sub, scope)
             found = scope.get(node.input[0]) if len(node.input) == 1 else None
             value = None
             if found is not None and node.input[0] not in overridable:
@@ -249,10 +248,8 @@ def prepare_model(
 def consumed_names(node: NodeProto) -> list[str]:
     """Inputs of the node plus the outer-scope values its subgraphs read."""
     names = list(node.input)
-    for attr in node.attribute:
-        subgraphs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
-        for sub in subgraphs:
-            names += [i for g in iter_graphs(sub) for n in g.node for i in n.input]
+    for sub in node_subgraphs(node):
+        names += [i for g in iter_graphs(sub) for n in g.node for i in n.input]
     return names
 
 

@@ -220,7 +220,7 @@ def benchmark_single(model_path: Path, options: MeasureOptions) -> ModelMetrics:
     ):
         run.warnings.append("the model gives inf/nan outputs on the evaluation inputs")
     if labels is not None:
-        metrics, notes = fidelity.task_metrics(outputs, labels)
+        metrics, notes = fidelity.task_metrics(outputs, labels, options.blank_index)
         run.warnings += notes
         if metrics:
             result.accuracy = fidelity.single_accuracy(metrics, len(labels))

@@ -64,13 +64,15 @@ def compare_pair(
             sessions, samples, labels, dtypes, deadline
         )
         warnings += notes
-        metrics.fidelity, notes = fidelity.compare_outputs(outputs[0], outputs[1], source)
+        metrics.fidelity, notes = fidelity.compare_outputs(
+            outputs[0], outputs[1], source, options.blank_index
+        )
         warnings += notes
         if metrics.fidelity and metrics.fidelity.cosine_similarity < _LOW_COSINE:
             cosine = metrics.fidelity.cosine_similarity
             warnings.append(f"compressed outputs diverge: cosine similarity {cosine:.3f}")
         if labels is not None:
-            scores = [fidelity.task_metrics(out, labels) for out in outputs]
+            scores = [fidelity.task_metrics(out, labels, options.blank_index) for out in outputs]
             warnings += list(dict.fromkeys(scores[0][1] + scores[1][1]))
             if scores[0][0] and scores[1][0]:
                 accuracy = fidelity.accuracy_block(scores[0][0], scores[1][0], len(labels))

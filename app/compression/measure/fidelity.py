@@ -11,7 +11,14 @@ import numpy as np
 from app.compression.graph.analysis import TensorSpec
 from app.compression.graph.inputs import Constants, synthetic_inputs
 from app.compression.graph.npz import check_fits_model, inspect_dataset, load_labels, load_samples
-from app.compression.measure.metrics import Accuracy, Fidelity, MetricChange, ModelAccuracy
+from app.compression.measure import sequences
+from app.compression.measure.metrics import (
+    Accuracy,
+    AccuracyMetric,
+    Fidelity,
+    MetricChange,
+    ModelAccuracy,
+)
 from app.compression.measure.metrics_math import (
     ErrorAccumulator,
     mae,
@@ -81,17 +88,21 @@ def run_outputs_within(
 
 
 def classifier_output(outputs: Outputs) -> str | None:
-    """The first output shaped like class scores: float, 2-D [batch, classes >= 2]."""
+    """The first output shaped like class scores: float, 2-D [batch, classes >= 2], and not
+    named like an embedding (those are compared by relative error, not argmax)."""
     for name, arrays in outputs.items():
+        if not sequences.may_be_scores(name):
+            continue
         if arrays and all(a.ndim == 2 and a.shape[1] >= 2 and a.dtype.kind == "f" for a in arrays):
             return name
     return None
 
 
 def compare_outputs(
-    reference: Outputs, test: Outputs, inputs: InputSource
+    reference: Outputs, test: Outputs, inputs: InputSource, blank_index: int | None = None
 ) -> tuple[Fidelity | None, list[str]]:
-    """Abs error, cosine similarity and SQNR over all outputs; top-1 agreement for classifiers."""
+    """Abs error, cosine similarity and SQNR over all outputs; top-1 agreement for classifiers,
+    position agreement for sequence scores (and, with a blank index, sequence agreement)."""
     acc = ErrorAccumulator()
     # Sequence/map outputs (e.g. a ZipMap of class probabilities) have no elementwise error.
     numeric = {
@@ -113,17 +124,35 @@ def compare_outputs(
     if scores is not None and classifier_output({scores: test[scores]}) is not None:
         stacked = [np.concatenate(side[scores]) for side in (reference, test)]
         result.top1_agreement = top1_agreement(*stacked)
+    per_position = sequences.sequence_output(reference)
+    if per_position is not None and sequences.sequence_output({per_position: test[per_position]}):
+        try:
+            result.position_agreement = sequences.position_agreement(
+                reference[per_position], test[per_position]
+            )
+            if blank_index is not None:
+                result.sequence_agreement = sequences.sequence_agreement(
+                    reference[per_position], test[per_position], blank_index
+                )
+        except ValueError as error:
+            warnings.append(f"position agreement left out: {error}")
     if acc.nonfinite_mismatches:
         result.nonfinite_mismatches = count = acc.nonfinite_mismatches
         warnings.append(f"compressed model gives {count} inf/nan values the original does not")
     return result, warnings
 
 
-def task_metrics(outputs: Outputs, labels: np.ndarray) -> tuple[dict[str, float], list[str]]:
-    """top1 (+ top5 with >= 5 classes) for int labels; mse and mae for float targets."""
+def task_metrics(
+    outputs: Outputs, labels: np.ndarray, blank_index: int | None = None
+) -> tuple[dict[str, float], list[str]]:
+    """The metrics that fit the labels, the primary one first: top1 (+ top5 with >= 5
+    classes) for int labels; exact_match or position_accuracy (first with a blank index) and
+    the other for int label rows [samples, positions]; mse and mae for float targets."""
     count = len(next(iter(outputs.values()), []))
     if len(labels) != count:
         return {}, [f"{len(labels)} labels for {count} evaluation samples; accuracy left out"]
+    if labels.dtype.kind in "iu" and labels.ndim == 2 and labels.shape[1] > 1:
+        return _sequence_task_metrics(outputs, labels, blank_index)
     if labels.dtype.kind in "iub":
         name = classifier_output(outputs)
         scores = np.concatenate(outputs[name]) if name is not None else None
@@ -143,11 +172,33 @@ def task_metrics(outputs: Outputs, labels: np.ndarray) -> tuple[dict[str, float]
     return {"mse": mse(prediction, target), "mae": mae(prediction, target)}, []
 
 
+def _sequence_task_metrics(
+    outputs: Outputs, labels: np.ndarray, blank_index: int | None
+) -> tuple[dict[str, float], list[str]]:
+    name = sequences.sequence_output(outputs)
+    if name is None:
+        return {}, ["sequence labels but no output shaped [1, positions, classes] per sample"]
+    scores = sequences.sequence_metrics(outputs[name], labels, blank_index)
+    primary = "exact_match" if blank_index is not None else "position_accuracy"
+    return {primary: scores[primary], **scores}, []
+
+
+_PRIMARY: dict[str, AccuracyMetric] = {
+    "top1": "top1", "exact_match": "exact_match",
+    "position_accuracy": "position_accuracy", "mse": "mse",
+}  # fmt: skip
+
+
+def _primary(metrics: dict[str, float]) -> AccuracyMetric:
+    """task_metrics puts the primary metric first."""
+    return _PRIMARY[next(iter(metrics))]
+
+
 def accuracy_block(
     original: dict[str, float], compressed: dict[str, float], samples: int
 ) -> Accuracy:
     """The primary metric of both with its delta (compressed - original), the others nested."""
-    primary = "top1" if "top1" in original else "mse"
+    primary = _primary(original)
 
     def change(name: str) -> MetricChange | None:
         if name not in original:
@@ -163,16 +214,22 @@ def accuracy_block(
         samples=samples,
         top5=change("top5"),
         mae=change("mae"),
+        exact_match=change("exact_match") if primary != "exact_match" else None,
+        position_accuracy=change("position_accuracy") if primary != "position_accuracy" else None,
     )
 
 
 def single_accuracy(metrics: dict[str, float], samples: int) -> ModelAccuracy:
     """The primary metric of one model and its others (top5, or mae)."""
-    primary = "top1" if "top1" in metrics else "mse"
+    primary = _primary(metrics)
     return ModelAccuracy(
         metric=primary,
         value=metrics[primary],
         samples=samples,
         top5=metrics.get("top5"),
         mae=metrics.get("mae"),
+        exact_match=metrics.get("exact_match") if primary != "exact_match" else None,
+        position_accuracy=(
+            metrics.get("position_accuracy") if primary != "position_accuracy" else None
+        ),
     )

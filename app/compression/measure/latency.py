@@ -147,14 +147,20 @@ def throughput_per_s(batch: int, stats: LatencyStats) -> float | None:
 
 
 @functools.lru_cache(maxsize=1)
+def _py_cpuinfo() -> dict[str, Any]:
+    """py-cpuinfo's answer, asked once per process (it takes about a second)."""
+    try:
+        return dict(cpuinfo.get_cpu_info()) if cpuinfo is not None else {}
+    except Exception:  # an optional nicety (and slow): any failure falls back
+        return {}
+
+
+@functools.lru_cache(maxsize=1)
 def cpu_name() -> str:
     """CPU model string: py-cpuinfo if installed, else /proc/cpuinfo, else the stdlib."""
-    try:
-        brand = cpuinfo.get_cpu_info().get("brand_raw") if cpuinfo is not None else None
-        if brand:
-            return str(brand)
-    except Exception:  # an optional nicety (and slow): any failure falls back
-        pass
+    brand = _py_cpuinfo().get("brand_raw")
+    if brand:
+        return str(brand)
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
             for line in info:
@@ -165,6 +171,42 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+# CPU flags that decide how fast int8 and fp16 kernels run, under one spelling each.
+_SPEED_FEATURES = {
+    "avx2": "avx2",
+    "avx512f": "avx512f",
+    "avx512_vnni": "avx512_vnni",
+    "avx512vnni": "avx512_vnni",
+    "avx_vnni": "avx_vnni",
+    "avxvnni": "avx_vnni",
+    "amx_tile": "amx_tile",
+    "amx_int8": "amx_int8",
+    "amx_bf16": "amx_bf16",
+    "amx_fp16": "amx_fp16",
+    "f16c": "f16c",
+    "avx512_fp16": "avx512_fp16",
+    "avx512fp16": "avx512_fp16",
+    "avx512_bf16": "avx512_bf16",
+    "asimddp": "asimddp",  # ARM int8 dot product
+    "asimdhp": "asimdhp",  # ARM float16 arithmetic
+}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_features() -> tuple[str, ...]:
+    """The host's CPU flags that matter for int8/fp16 speed, sorted (empty when unknown)."""
+    flags = set(_py_cpuinfo().get("flags") or [])
+    if not flags:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as info:
+                for line in info:
+                    if line.startswith(("flags", "Features")):
+                        flags.update(line.split(":", 1)[1].split())
+        except OSError:
+            pass
+    return tuple(sorted({_SPEED_FEATURES[f] for f in flags if f in _SPEED_FEATURES}))
+
+
 def host_info(sessions: list[Any], threads: int) -> Host:
     """The fingerprint stored with every result: CPU, threads used, ORT version, provider."""
     return Host(
@@ -173,4 +215,5 @@ def host_info(sessions: list[Any], threads: int) -> Host:
         cpu_count=os.cpu_count(),
         onnxruntime=ort.__version__,
         provider=sessions[0].get_providers()[0],
+        features=list(cpu_features()),
     )

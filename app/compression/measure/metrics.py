@@ -10,6 +10,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
+# The primary metric that fits the labels: class ids, sequences of class ids, or float targets.
+AccuracyMetric = Literal["top1", "exact_match", "position_accuracy", "mse"]
+ACCURACY_METRIC_DESCRIPTION = (
+    "top1 for integer class labels; for integer sequence labels [samples, positions] "
+    "exact_match (with a CTC blank index) or position_accuracy (without); mse for float targets."
+)
+
 
 class MetricsModel(BaseModel):
     """Base of the metrics models: None fields are omitted when serialized."""
@@ -42,18 +49,27 @@ class Host(MetricsModel):
     cpu_count: int | None = Field(default=None, description="Logical CPUs of the host.")
     onnxruntime: str = Field(description="ONNX Runtime version.")
     provider: str = Field(description="Execution provider that ran the model.")
+    features: list[str] | None = Field(
+        default=None,
+        description="CPU features that decide int8/fp16 speed (avx2, avx512_vnni, avx_vnni, "
+        "amx_int8, avx512_fp16, ...); absent when unknown (fingerprints from before).",
+    )
 
 
 class ModelAccuracy(MetricsModel):
     """Task accuracy of one model against the evaluation dataset's labels."""
 
-    metric: Literal["top1", "mse"] = Field(
-        description="top1 for integer class labels, mse for float targets."
-    )
+    metric: AccuracyMetric = Field(description=ACCURACY_METRIC_DESCRIPTION)
     value: float = Field(description="The primary metric's value.")
     samples: int = Field(description="Evaluation samples scored.")
     top5: float | None = Field(default=None, description="Top-5 accuracy (5 classes or more).")
     mae: float | None = Field(default=None, description="Mean absolute error (float targets).")
+    exact_match: float | None = Field(
+        default=None, description="Share of sequences predicted exactly (sequence labels)."
+    )
+    position_accuracy: float | None = Field(
+        default=None, description="Share of labelled positions predicted right (sequence labels)."
+    )
 
 
 class MetricChange(MetricsModel):
@@ -67,9 +83,7 @@ class MetricChange(MetricsModel):
 class Accuracy(MetricsModel):
     """Task accuracy of both models against the evaluation dataset's labels."""
 
-    metric: Literal["top1", "mse"] = Field(
-        description="top1 for integer class labels, mse for float targets."
-    )
+    metric: AccuracyMetric = Field(description=ACCURACY_METRIC_DESCRIPTION)
     original: float = Field(description="The primary metric on the original model.")
     compressed: float = Field(description="The primary metric on the compressed model.")
     delta: float = Field(description="compressed - original: negative top-1 is a loss.")
@@ -79,6 +93,13 @@ class Accuracy(MetricsModel):
     )
     mae: MetricChange | None = Field(
         default=None, description="Mean absolute error of both (float targets)."
+    )
+    exact_match: MetricChange | None = Field(
+        default=None, description="Share of sequences predicted exactly, both (sequence labels)."
+    )
+    position_accuracy: MetricChange | None = Field(
+        default=None,
+        description="Share of labelled positions predicted right, both (sequence labels).",
     )
 
 
@@ -105,6 +126,16 @@ class Fidelity(ErrorStats):
     top1_agreement: float | None = Field(
         default=None,
         description="Share of samples with the same argmax class (classifier outputs only).",
+    )
+    position_agreement: float | None = Field(
+        default=None,
+        description="Share of positions with the same argmax class (sequence score outputs "
+        "[1, positions, classes] only).",
+    )
+    sequence_agreement: float | None = Field(
+        default=None,
+        description="Share of samples whose CTC-decoded sequence is the same (sequence score "
+        "outputs, with the objective's blank_index).",
     )
     nonfinite_mismatches: int | None = Field(
         default=None, description="Values inf/nan on one side only; absent when none."

@@ -32,6 +32,12 @@ class Objective(BaseModel):
     time_budget_s: int | None = Field(
         default=None, ge=60, le=86_400, description="Auto only: wall time the search may take."
     )
+    blank_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="Sequence labels only: the CTC blank class. When given, predictions collapse "
+        "repeats and drop blanks (and labels drop blanks) before exact match.",
+    )
 
 
 class Verdict(StrEnum):

@@ -83,3 +83,8 @@ class MeasureOptions(BenchmarkOptions):
     measure_memory: bool = Field(
         default=True, description="Measure each model's peak memory in a child process."
     )
+    blank_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="CTC blank class of sequence labels (the job objective's blank_index).",
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import importlib
 import tempfile
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -101,9 +102,19 @@ class PassWork:
 ConfigT = TypeVar("ConfigT", bound=PassConfig)
 
 
+def _config_argument(cls: builtins.type[Any]) -> builtins.type[PassConfig] | None:
+    """The config class a pass class names as its type argument, or None while still generic."""
+    for base in getattr(cls, "__orig_bases__", ()):
+        for argument in typing.get_args(base):
+            if isinstance(argument, builtins.type) and issubclass(argument, PassConfig):
+                return argument
+    return None
+
+
 class CompressionPass(ABC, Generic[ConfigT]):
-    """One technique. Subclasses set `type` and `config_cls`, write transform_files (or, for a
-    model rewritten in memory, subclass ModelPass) and register with @register_pass."""
+    """One technique. Subclasses name their config as the type argument (its `type` and
+    `config_cls` come from it), write transform_files (or, for a model rewritten in memory,
+    subclass ModelPass) and register with @register_pass."""
 
     type: ClassVar[str]
     config_cls: ClassVar[builtins.type[PassConfig]]
@@ -115,6 +126,17 @@ class CompressionPass(ABC, Generic[ConfigT]):
     # The output keeps external data whenever the input has it (True), or only where it would
     # not fit in one protobuf (False: a small model's weights are written inline).
     keeps_external_data: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        config = _config_argument(cls)
+        if config is None:  # a template still generic in its config, such as ModelPass
+            return
+        # Unless the class sets them itself: the config says the pass's type once, for both.
+        if "config_cls" not in cls.__dict__:
+            cls.config_cls = config
+        if "type" not in cls.__dict__:
+            cls.type = config.model_fields["type"].default
 
     @final
     def run(
@@ -161,16 +183,24 @@ class ModelPass(CompressionPass[ConfigT]):
 
     # Re-infer shapes on the written file: for passes that change the shapes of weights.
     infer_shapes: ClassVar[bool] = False
+    # Run prepare_model before transform and report what it did (see WeightPass).
+    prepares_model: ClassVar[bool] = False
 
     @final
     def transform_files(self, work: PassWork, config: ConfigT) -> PassOutcome:
         # onnx loads only where a pass runs, not where recipes are validated.
-        from app.compression.graph import model_io
+        from app.compression.graph import model_io, prepare
 
         model, work.external_data = model_io.load_model(
             work.input_path, keep_external=self.keeps_external_data
         )
+        prep = None
+        if self.prepares_model:
+            model, prep = prepare.prepare_model(model)
         model, outcome = self.transform(model, config, work)
+        if prep is not None:
+            outcome.details["prepared"] = prep.notes
+            outcome.warnings[:0] = prep.warnings
         model_io.save_model(
             model, work.output_path, work.external_data, infer_shapes=self.infer_shapes
         )
@@ -185,6 +215,22 @@ class ModelPass(CompressionPass[ConfigT]):
     def finish(self, work: PassWork, outcome: PassOutcome) -> PassOutcome:
         """Add what only the written file tells (such as its size); nothing by default."""
         return outcome
+
+
+class WeightPass(ModelPass[ConfigT]):
+    """A ModelPass that rewrites weight initializers. Constant-node and Transpose'd weights are
+    made initializers first, as the quantizers see them: the outcome's `prepared` detail lists
+    what that changed, and its warnings come first."""
+
+    prepares_model = True
+
+
+class ReshapingPass(WeightPass[ConfigT]):
+    """A WeightPass that changes the shapes of weights and rewires the nodes around them by
+    hand: shapes are re-inferred on the written file and onnx's checker reads it."""
+
+    infer_shapes = True
+    onnx_checked = True
 
 
 # Modules of the built-in passes, imported on the first lookup of a pass.

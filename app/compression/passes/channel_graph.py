@@ -6,9 +6,9 @@ import math
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
-from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, numpy_helper
+from onnx import GraphProto, ModelProto, NodeProto, TensorProto, numpy_helper
 
-from app.compression.graph.analysis import iter_graphs
+from app.compression.graph.analysis import iter_graphs, node_subgraphs
 
 # Where each op keeps the weight these passes change (Gather: the embedding table).
 WEIGHT_INPUT = {"MatMul": 1, "Gemm": 1, "Conv": 1, "ConvTranspose": 1, "Gather": 0}
@@ -59,10 +59,8 @@ def find_weights(model: ModelProto, op_types: list[str]) -> tuple[list[WeightRef
     def walk(graph: GraphProto, scope: dict[str, tuple[GraphProto, TensorProto]]) -> None:
         scope = {**scope, **{t.name: (graph, t) for t in graph.initializer}}
         for index, node in enumerate(graph.node):
-            for attr in node.attribute:
-                subs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
-                for sub in subs:
-                    walk(sub, scope)
+            for sub in node_subgraphs(node):
+                walk(sub, scope)
             slot = WEIGHT_INPUT.get(node.op_type)
             if node.op_type not in op_types or slot is None or len(node.input) <= slot:
                 continue
@@ -141,9 +139,7 @@ class ChannelTracer:
         self.in_subgraphs = {
             name
             for node in self.nodes
-            for attr in node.attribute
-            if attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS)
-            for sub in ([attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs))
+            for sub in node_subgraphs(node)
             for g in iter_graphs(sub)
             for n in g.node
             for name in n.input

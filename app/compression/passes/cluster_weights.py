@@ -9,8 +9,7 @@ from onnx import GraphProto, ModelProto, TensorProto, helper, numpy_helper
 
 from app.compression.errors import PassError
 from app.compression.graph.analysis import model_size_bytes, weight_bytes
-from app.compression.graph.prepare import prepare_model
-from app.compression.passes.base import ModelPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.base import PassOutcome, PassWork, WeightPass, register_pass
 from app.compression.passes.channel_graph import find_weights
 from app.compression.passes.configs import ClusterWeightsConfig
 
@@ -85,19 +84,14 @@ def _replace(
 
 
 @register_pass
-class ClusterWeightsPass(ModelPass[ClusterWeightsConfig]):
+class ClusterWeightsPass(WeightPass[ClusterWeightsConfig]):
     """At most `clusters` distinct values per weight, stored as 1-byte indices: ~4x smaller."""
-
-    type = "cluster_weights"
-    config_cls = ClusterWeightsConfig
 
     def transform(
         self, model: ModelProto, config: ClusterWeightsConfig, work: PassWork
     ) -> tuple[ModelProto, PassOutcome]:
-        # Constant-node and Transpose'd weights become initializers, as the quantizers see them.
-        model, prep = prepare_model(model)
-        refs, skipped = find_weights(model, list(config.op_types))
         weights_before = weight_bytes(model)
+        refs, skipped = find_weights(model, list(config.op_types))
         rows: list[dict[str, Any]] = []
         done: set[int] = set()
         for ref in refs:
@@ -140,10 +134,8 @@ class ClusterWeightsPass(ModelPass[ClusterWeightsConfig]):
                 "weight_bytes_after": weight_bytes(model),
                 "tensors": rows,
                 "skipped": skipped,
-                "prepared": prep.notes,
             },
             warnings=[
-                *prep.warnings,
                 "clustered weights are computed by Cast+Gather at load time, so later passes "
                 "that need weight initializers (quantization) no longer see them",
             ],

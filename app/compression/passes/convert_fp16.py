@@ -86,8 +86,6 @@ def _convert(
 class ConvertFp16Pass(ModelPass[ConvertFp16Config]):
     """Half-precision weights and compute; halves the size, speeds up fp16-capable hardware."""
 
-    type = "convert_fp16"
-    config_cls = ConvertFp16Config
     loads_as = "float16"
     keeps_external_data = False
 

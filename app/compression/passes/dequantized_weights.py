@@ -12,17 +12,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from onnx import (
-    AttributeProto,
-    GraphProto,
-    ModelProto,
-    NodeProto,
-    TensorProto,
-    helper,
-    numpy_helper,
-)
+from onnx import GraphProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
-from app.compression.graph.analysis import iter_graphs
+from app.compression.graph.analysis import iter_graphs, node_subgraphs
 
 # Weight inputs per op type, and the axis of the weight's output channels (None: per tensor).
 WEIGHT_SLOTS: dict[str, tuple[tuple[int, ...], int | None]] = {
@@ -126,10 +118,8 @@ def store_weights_8bit(
     ) -> None:
         scope = {**scope, **{t.name: (graph, t) for t in graph.initializer}}
         for node in graph.node:
-            for attr in node.attribute:
-                subs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
-                for sub in subs:
-                    walk(sub, scope, depth + 1)
+            for sub in node_subgraphs(node):
+                walk(sub, scope, depth + 1)
             slots = WEIGHT_SLOTS.get(node.op_type)
             if slots is None or (depth == 0 and node.op_type not in RECURRENT_OPS):
                 continue

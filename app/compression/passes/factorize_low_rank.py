@@ -9,8 +9,7 @@ from onnx import GraphProto, ModelProto, NodeProto, helper, numpy_helper
 
 from app.compression.errors import PassError
 from app.compression.graph.analysis import iter_graphs, param_count
-from app.compression.graph.prepare import prepare_model
-from app.compression.passes.base import ModelPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.base import PassOutcome, PassWork, ReshapingPass, register_pass
 from app.compression.passes.channel_graph import find_weights
 from app.compression.passes.configs import FactorizeLowRankConfig
 
@@ -64,19 +63,12 @@ def _rewrite(
 
 
 @register_pass
-class FactorizeLowRankPass(ModelPass[FactorizeLowRankConfig]):
+class FactorizeLowRankPass(ReshapingPass[FactorizeLowRankConfig]):
     """Truncated SVD of large 2-D weights where the two factors hold fewer parameters."""
-
-    type = "factorize_low_rank"
-    config_cls = FactorizeLowRankConfig
-    infer_shapes = True
-    onnx_checked = True
 
     def transform(
         self, model: ModelProto, config: FactorizeLowRankConfig, work: PassWork
     ) -> tuple[ModelProto, PassOutcome]:
-        # Constant-node and Transpose'd weights become initializers, as the quantizers see them.
-        model, prep = prepare_model(model)
         refs, skipped = find_weights(model, ["MatMul", "Gemm"])
         uses: dict[str, int] = {}
         for graph in iter_graphs(model.graph):
@@ -145,7 +137,5 @@ class FactorizeLowRankPass(ModelPass[FactorizeLowRankConfig]):
                 "params_after": params_after,
                 "layers": layers,
                 "skipped": skipped,
-                "prepared": prep.notes,
             },
-            warnings=prep.warnings,
         )

@@ -89,8 +89,6 @@ def _optimize(source: Path, output_path: Path, level: str, big: bool) -> None:
 class OptimizeGraphPass(CompressionPass[OptimizeGraphConfig]):
     """Fold constants and fuse ops ahead of time, so every later load starts optimized."""
 
-    type = "optimize_graph"
-    config_cls = OptimizeGraphConfig
     loads_as = "optimized"
     keeps_external_data = False
 

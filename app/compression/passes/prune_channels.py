@@ -14,7 +14,13 @@ from app.compression.errors import PassError
 from app.compression.graph.analysis import iter_graphs, load_proto, model_size_bytes, param_count
 from app.compression.graph.model_io import save_model
 from app.compression.graph.prepare import prepare_model
-from app.compression.passes.base import ModelPass, PassContext, PassOutcome, PassWork, register_pass
+from app.compression.passes.base import (
+    PassContext,
+    PassOutcome,
+    PassWork,
+    ReshapingPass,
+    register_pass,
+)
 from app.compression.passes.channel_graph import ChannelTracer, Space, node_label, shape_map
 from app.compression.passes.configs import PruneChannelsConfig
 
@@ -192,20 +198,13 @@ def _select(
 
 
 @register_pass
-class PruneChannelsPass(ModelPass[PruneChannelsConfig]):
+class PruneChannelsPass(ReshapingPass[PruneChannelsConfig]):
     """Fewer channels in Conv/Gemm/MatMul layers: fewer parameters and FLOPs, same graph."""
-
-    type = "prune_channels"
-    config_cls = PruneChannelsConfig
-    infer_shapes = True
-    onnx_checked = True
 
     def transform(
         self, model: ModelProto, config: PruneChannelsConfig, work: PassWork
     ) -> tuple[ModelProto, PassOutcome]:
-        # Constant-node and Transpose'd weights become initializers, as the quantizers see them.
-        model, prep = prepare_model(model)
-        warnings = list(prep.warnings)
+        warnings: list[str] = []
         inferred = _inferred_shapes(model, work)
         tracer = ChannelTracer(model, shape_map(inferred), list(config.op_types))
 
@@ -267,7 +266,6 @@ class PruneChannelsPass(ModelPass[PruneChannelsConfig]):
                 "params_after": params_after,
                 "layers": layers,
                 "skipped": [{"node": n, "reason": r} for n, r in skipped.items()],
-                "prepared": prep.notes,
             },
             warnings=warnings,
         )

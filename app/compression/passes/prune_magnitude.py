@@ -9,8 +9,7 @@ from onnx import ModelProto, numpy_helper
 
 from app.compression.errors import PassError
 from app.compression.graph.analysis import param_count
-from app.compression.graph.prepare import prepare_model
-from app.compression.passes.base import ModelPass, PassOutcome, PassWork, register_pass
+from app.compression.passes.base import PassOutcome, PassWork, WeightPass, register_pass
 from app.compression.passes.channel_graph import find_weights
 from app.compression.passes.configs import PruneMagnitudeConfig
 
@@ -37,17 +36,12 @@ def _zero_smallest(flat: list[np.ndarray], config: PruneMagnitudeConfig) -> None
 
 
 @register_pass
-class PruneMagnitudePass(ModelPass[PruneMagnitudeConfig]):
+class PruneMagnitudePass(WeightPass[PruneMagnitudeConfig]):
     """Zeroes the smallest-magnitude weights; the file keeps its size but compresses well."""
-
-    type = "prune_magnitude"
-    config_cls = PruneMagnitudeConfig
 
     def transform(
         self, model: ModelProto, config: PruneMagnitudeConfig, work: PassWork
     ) -> tuple[ModelProto, PassOutcome]:
-        # Constant-node and Transpose'd weights become initializers, as the quantizers see them.
-        model, prep = prepare_model(model)
         refs, skipped = find_weights(model, list(config.op_types))
         # A weight shared by several nodes is pruned once.
         tensors = list({id(r.tensor): r.tensor for r in refs}.values())
@@ -91,10 +85,8 @@ class PruneMagnitudePass(ModelPass[PruneMagnitudeConfig]):
                 "pruning_rate": round(pruned / total, 6),
                 "tensors": rows,
                 "skipped": skipped,
-                "prepared": prep.notes,
             },
             warnings=[
-                *prep.warnings,
                 "zeros are stored densely: the file keeps its size until it is entropy-coded "
                 "(zstd) or clustered; speedups need a sparse runtime",
             ],

@@ -157,9 +157,6 @@ def _quantize_with_fallback(
 class QuantizeDynamicPass(CompressionPass[QuantizeDynamicConfig]):
     """Weights to 8 bits ahead of time; activations quantized per batch at run time."""
 
-    type = "quantize_dynamic"
-    config_cls = QuantizeDynamicConfig
-
     def transform_files(self, work: PassWork, config: QuantizeDynamicConfig) -> PassOutcome:
         warnings: list[str] = []
         targets = _targets(config, warnings)

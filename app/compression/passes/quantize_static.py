@@ -171,8 +171,6 @@ def _store_weights_8bit(
 class QuantizeStaticPass(CompressionPass[QuantizeStaticConfig]):
     """Weights and activations to 8 bits, with activation ranges fixed by calibration."""
 
-    type = "quantize_static"
-    config_cls = QuantizeStaticConfig
     keeps_external_data = False
 
     def transform_files(self, work: PassWork, config: QuantizeStaticConfig) -> PassOutcome:

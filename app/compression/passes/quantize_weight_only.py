@@ -138,8 +138,6 @@ def _other_weights(model: ModelProto) -> str:
 class QuantizeWeightOnlyPass(ModelPass[QuantizeWeightOnlyConfig]):
     """MatMul weights to 4 or 8 bits per block; activations stay float (LLM-style)."""
 
-    type = "quantize_weight_only"
-    config_cls = QuantizeWeightOnlyConfig
     loads_as = "quantized"
     keeps_external_data = False
 

@@ -19,13 +19,8 @@ from app.compression.graph.npz import (
     inspect_dataset,
     load_samples,
 )
-from tests.builders_exports import (
-    SILERO_CHUNK,
-    SILERO_HIDDEN,
-    SILERO_RATE,
-    build_minus_one_batch_classifier,
-    build_silero_like_vad,
-)
+from tests.builders_exports import build_minus_one_batch_classifier
+from tests.builders_recurrent import SILERO_CHUNK, SILERO_HIDDEN, SILERO_RATE, build_silero_like_vad
 
 SILERO = [
     TensorSpec(name="input", dtype="float32", shape=["?", SILERO_CHUNK]),

@@ -16,10 +16,10 @@ from app.compression.measure.fidelity import evaluation_samples
 from app.compression.measure.flops import count_flops
 from app.compression.passes.base import PASS_REGISTRY, PassContext
 from app.compression.passes.configs import QuantizeDynamicConfig
-from tests.builders_exports import (
+from tests.builders_exports import build_minus_one_batch_classifier
+from tests.builders_recurrent import (
     SILERO_HIDDEN,
     SILERO_RATE,
-    build_minus_one_batch_classifier,
     build_silero_like_vad,
     silero_like_feed,
 )

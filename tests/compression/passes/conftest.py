@@ -1,4 +1,5 @@
-"""Export-shaped models (tests/builders_exports.py), built once, with the data a user would give."""
+"""Export-shaped models (tests/builders_exports.py, builders_recurrent.py), built once, with the
+data a user would give."""
 
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ import pytest
 from app.compression.passes.base import PassContext
 from tests.builders_exports import (
     build_constant_weight_cnn,
-    build_crnn_lstm,
     build_embedding_encoder,
     build_paddle_detector,
-    build_silero_like_vad,
     build_transposed_weight_mlp,
-    silero_like_feed,
 )
+from tests.builders_recurrent import build_crnn_lstm, build_silero_like_vad, silero_like_feed
 
 
 @dataclass

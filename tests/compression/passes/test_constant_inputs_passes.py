@@ -14,7 +14,7 @@ import pytest
 from app.compression.graph.analysis import count_ops
 from app.compression.passes.base import PASS_REGISTRY, PassConfig, PassContext
 from app.compression.passes.configs import QuantizeDynamicConfig, QuantizeStaticConfig
-from tests.builders_exports import (
+from tests.builders_recurrent import (
     SILERO_HIDDEN,
     SILERO_RATE,
     build_silero_like_vad,

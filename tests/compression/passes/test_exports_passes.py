@@ -32,7 +32,7 @@ from app.compression.passes.quantize_dynamic import QuantizeDynamicPass
 from app.compression.passes.quantize_static import QuantizeStaticPass
 from app.compression.passes.quantize_weight_only import QuantizeWeightOnlyPass
 from tests.builders import cosine
-from tests.builders_exports import silero_like_feed
+from tests.builders_recurrent import silero_like_feed
 from tests.compression.passes.conftest import ExportShape
 
 FAST_STATIC = {"num_samples": 4}

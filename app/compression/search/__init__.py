@@ -1,0 +1,1 @@
+"""Auto-compression search: which candidates to try, and which to recommend."""
