@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.errors import UnauthorizedProblem
+from app.observability.logging import note_request_field
 from app.pagination import PageRequest
 from app.settings import Settings, get_settings
 from app.storage import Storage, get_storage
@@ -38,12 +39,14 @@ def get_tenant_id(
 ) -> str:
     """The caller's tenant: from its API key, or the built-in tenant when auth is off."""
     if not settings.auth_enabled:
+        note_request_field("tenant_id", DEFAULT_TENANT)
         return DEFAULT_TENANT
     secret = credentials.credentials if credentials else None
     tenant_id = tenants_service.tenant_for_key(session, secret)
     # Ends the lookup's read-only transaction: its pool connection goes back while an upload
     # streams in, and the handler's own work starts a fresh one.
     session.commit()
+    note_request_field("tenant_id", tenant_id)
     return tenant_id
 
 

@@ -35,6 +35,8 @@ class ProblemError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        # Response headers that are not part of the body, e.g. RateLimit-* on a 429.
+        self.headers: dict[str, str] = {}
 
 
 class UnauthorizedProblem(ProblemError):
@@ -181,6 +183,7 @@ def response_for(exc: ProblemError) -> JSONResponse:
         response.headers["WWW-Authenticate"] = "Bearer"
     if "retry_after_s" in exc.extra:
         response.headers["Retry-After"] = str(exc.extra["retry_after_s"])
+    response.headers.update(exc.headers)
     return response
 
 
@@ -288,3 +291,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(
             500, "internal_error", "Internal error", "An unexpected error occurred; it was logged."
         )
+
+
+class IdempotencyKeyReusedProblem(ProblemError):
+    status, code, title = 422, "idempotency_key_reused", "Idempotency key reused"
+
+
+class IdempotencyKeyInUseProblem(ProblemError):
+    status, code, title = 409, "idempotency_key_in_use", "Idempotency key in use"

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from app.db import get_engine
 from app.deps import SessionDep, require_metrics_token
-from app.jobs import repository as jobs_repository
 from app.jobs.queue import producer
+from app.observability.metrics import render_metrics
+from app.settings import Settings, get_settings
 from app.storage import get_storage
 
 log = logging.getLogger(__name__)
@@ -59,17 +60,12 @@ def readyz() -> JSONResponse:
     )
 
 
-def job_counts_text(session: Session) -> str:
-    """Job counts by status, in Prometheus text format."""
-    lines = ["# HELP modelpress_jobs Jobs by status.", "# TYPE modelpress_jobs gauge"]
-    counts = jobs_repository.count_by_status(session)
-    lines += [f'modelpress_jobs{{status="{status}"}} {count}' for status, count in counts.items()]
-    return "\n".join(lines) + "\n"
-
-
 @router.get(
-    "/metrics", response_class=PlainTextResponse, dependencies=[Depends(require_metrics_token)]
+    "/metrics",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(require_metrics_token)],
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
-def metrics(session: SessionDep) -> str:
-    """Job counts by status, in Prometheus text format."""
-    return job_counts_text(session)
+def metrics(session: SessionDep, settings: Annotated[Settings, Depends(get_settings)]) -> Response:
+    """Request latency, job counts, durations, failures and queue depth, for Prometheus."""
+    return Response(render_metrics(session, settings), media_type=CONTENT_TYPE_LATEST)

@@ -28,7 +28,7 @@ router = APIRouter(tags=["service"])
 UPLOAD_ENDPOINTS = frozenset({("POST", "/v1/models"), ("POST", "/v1/datasets")})
 
 
-@router.get("/v1/limits")
+@router.get("/v1/limits", operation_id="getLimits")
 def limits(settings: Annotated[Settings, Depends(get_settings)]) -> dict[str, Any]:
     """Every limit this deployment enforces, so clients can stay under them."""
     return {

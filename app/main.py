@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp
 
 from app import health, limits
 from app.benchmarks.router import router as benchmarks_router
@@ -13,15 +14,25 @@ from app.deps import get_tenant_id
 from app.errors import install_error_handlers
 from app.jobs.router import router as jobs_router
 from app.limits import RequestGate
+from app.observability.logging import configure_logging
+from app.observability.requests import RequestObservation
 from app.onnx_models.router import router as models_router
+from app.openapi import install_docs, operation_id
 from app.settings import get_settings
 from app.tenants.tables import DEFAULT_TENANT
 from app.web.router import mount_static
 from app.web.router import router as web_router
 
 
+class ModelPressApp(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's error middleware too, so even a 500 carries its X-Request-ID and
+        # is logged and timed like any other request.
+        return RequestObservation(super().build_middleware_stack())
+
+
 def create_app() -> FastAPI:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     settings = get_settings()
     settings.check_safe_to_serve()
     if not settings.auth_enabled:
@@ -32,10 +43,13 @@ def create_app() -> FastAPI:
         )
     if settings.is_embedded:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = FastAPI(
+    app = ModelPressApp(
         title="ModelPress",
         version="0.1.0",
         description="Compression as a service for ONNX models: upload, compress, benchmark.",
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # install_docs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(RequestGate)
@@ -46,6 +60,7 @@ def create_app() -> FastAPI:
         app.include_router(v1_router, dependencies=[Depends(get_tenant_id)])
     app.include_router(web_router)
     mount_static(app)
+    install_docs(app)
     return app
 
 

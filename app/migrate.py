@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def alembic_config(database_url: str | None = None) -> Config:
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
+    # From code, the process's own logging setup stands (alembic.ini's would replace it).
+    config.attributes["configure_logger"] = False
     # configparser treats % as interpolation: escape it so URL-encoded passwords survive.
     url = database_url or get_settings().database_url
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

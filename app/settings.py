@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -145,6 +146,13 @@ class Settings(BaseSettings):
     validation_time_limit_s: float = Field(
         default=300.0, description="Wall-time limit of the child process that checks an upload."
     )
+
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        description="Log lines as JSON objects or human-readable text. Unset: json for the API "
+        "and workers, console for `modelpress serve`.",
+    )
+    log_level: str = Field(default="INFO", description="Lowest level of log lines written.")
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> "Settings":

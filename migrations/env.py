@@ -9,6 +9,7 @@ from sqlalchemy import engine_from_config, pool
 
 from app.datasets import tables as _datasets_tables  # noqa: F401 - registers the table
 from app.db import Base
+from app.idempotency import tables as _idempotency_tables  # noqa: F401 - registers the table
 from app.jobs import tables as _jobs_tables  # noqa: F401 - registers the table
 from app.onnx_models import tables as _models_tables  # noqa: F401 - registers the table
 from app.settings import get_settings

@@ -30,6 +30,12 @@ class AllocateConfig(PassConfig):
     type: Literal["test_allocate"] = Field(default="test_allocate", description="Eats memory.")
 
 
+class RaiseConfig(PassConfig):
+    type: Literal["test_raise"] = Field(
+        default="test_raise", description="Raises an unexpected Python error."
+    )
+
+
 class SleepConfig(PassConfig):
     type: Literal["test_sleep"] = Field(default="test_sleep", description="Sleeps, then copies.")
     seconds: float = Field(default=1.0, ge=0, le=3600, description="How long to sleep.")
@@ -54,6 +60,19 @@ class AllocatePass(CompressionPass[AllocateConfig]):
         hoard = []
         while True:  # without bound, until the memory limit stops it
             hoard.append(bytearray(64 * 1024 * 1024))
+
+
+@register_pass
+class RaisePass(CompressionPass[RaiseConfig]):
+    type = "test_raise"
+    config_cls = RaiseConfig
+
+    def transform_files(self, work: PassWork, config: RaiseConfig) -> PassOutcome:
+        return _unexpected_bug()
+
+
+def _unexpected_bug() -> PassOutcome:
+    raise ZeroDivisionError("a bug deep inside a pass")
 
 
 @register_pass

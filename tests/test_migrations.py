@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, inspect
 
 from app.datasets import tables as _datasets  # noqa: F401
 from app.db import Base
+from app.idempotency import tables as _idempotency  # noqa: F401
 from app.jobs import tables as _jobs  # noqa: F401
 from app.migrate import alembic_config, upgrade_head
 from app.onnx_models import tables as _models  # noqa: F401

@@ -50,15 +50,16 @@ def test_openapi_types_the_job_metrics_and_status(api: Any) -> None:
 
 
 def test_metrics_counts_jobs_by_status(db_session: Session) -> None:
-    from app.health import job_counts_text
+    from app.observability.metrics import render_metrics
+    from app.settings import get_settings
 
     model = add_model(db_session)
     add_job(db_session, model, status="failed")
     add_job(db_session, model, status="failed")
 
-    text = job_counts_text(db_session)
+    text = render_metrics(db_session, get_settings()).decode()
 
-    assert 'modelpress_jobs{status="failed"} 2' in text
+    assert 'modelpress_jobs{status="failed"} 2.0' in text
 
 
 def test_unknown_route_is_a_problem(api: Any) -> None:

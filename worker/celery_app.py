@@ -6,17 +6,15 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_ready
 
 from app.jobs.queue import celery_config
+from app.observability.logging import bind_job_context, clear_job_context, configure_logging
 from app.pipeline.reaper import start_background_reaper
 from app.settings import get_settings
 from worker.broker import REDIS_TRANSPORT
 
 log = logging.getLogger(__name__)
-
-# Celery configures its own loggers; ours report job-level events at INFO.
-logging.getLogger("app").setLevel(logging.INFO)
 
 celery_app = Celery("modelpress", include=["worker.tasks"])
 celery_app.conf.update(celery_config(get_settings()))
@@ -25,6 +23,27 @@ if celery_app.conf.broker_url.startswith(("redis://", "rediss://")):
     # while it holds a task (see worker.broker).
     celery_app.conf.broker_transport = REDIS_TRANSPORT
 app = celery_app
+
+
+@setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    # A receiver here stops Celery from configuring logging itself: our one setup, for the
+    # worker and the pool processes it forks.
+    configure_logging()
+
+
+@task_prerun.connect
+def _fresh_task_context(task_id: str, **_: Any) -> None:
+    # A pool process runs task after task: nothing of the last one's job may leak into this
+    # one's lines. The task binds its job id (worker.tasks); it stays bound until postrun, so
+    # Celery's own line about the task's end names the job too.
+    clear_job_context()
+    bind_job_context(task_id=task_id)
+
+
+@task_postrun.connect
+def _end_task_context(**_: Any) -> None:
+    clear_job_context()
 
 
 @worker_ready.connect

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.jobs.queue import ADVANCE_TASK, AUTO_TASK, BENCHMARK_TASK, RUN_JOB_TASK
+from app.observability.logging import bind_job_context
 from app.pipeline.auto import advance, notify_parent, run_auto
 from app.pipeline.benchmark import run_benchmark
 from app.pipeline.compress import run_compress
@@ -18,6 +19,7 @@ def _retrying(task: Any, stage: Any, job_id: str) -> None:
     task runs again after a doubling delay, until the last retry fails the job for good."""
     settings = get_settings()
     retries = task.request.retries
+    bind_job_context(job_id=job_id, retry=retries)
     try:
         stage(job_id, final_attempt=retries >= settings.storage_retries)
     except TransientJobError as exc:

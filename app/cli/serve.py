@@ -18,6 +18,7 @@ import psutil
 import uvicorn
 
 from app.migrate import upgrade_head
+from app.observability.logging import configure_logging
 from app.settings import get_settings
 
 WORKER_STOP_TIMEOUT_S = 15.0
@@ -110,6 +111,10 @@ def serve(host: str, port: int, *, allow_no_auth: bool = False) -> int:
         print(f"error: {reason}", file=sys.stderr)
         return EXIT_REFUSED
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Readable lines in the terminal unless MODELPRESS_LOG_FORMAT says otherwise, here and in
+    # the worker.
+    configure_logging("console")
+    worker_env = {**os.environ, "MODELPRESS_LOG_FORMAT": settings.log_format or "console"}
     watch: _WorkerWatch | None = None
     try:
         # The SQLite database and broker live in data_dir, so it must exist before migrating.
@@ -117,12 +122,12 @@ def serve(host: str, port: int, *, allow_no_auth: bool = False) -> int:
         upgrade_head()
         worker = subprocess.Popen(
             worker_command(settings.queue_name, settings.benchmark_queue_name),
-            env=os.environ.copy(),
+            env=worker_env,
         )
         watch = _WorkerWatch(worker)
         print(f"ModelPress is running: open http://{host}:{port}/ to compress a model", flush=True)
         # uvicorn handles SIGINT/SIGTERM itself and returns (or re-raises them, see above).
-        uvicorn.run("app.main:app", host=host, port=port)
+        uvicorn.run("app.main:app", host=host, port=port, log_config=None)
     except KeyboardInterrupt:
         pass
     finally:

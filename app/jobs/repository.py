@@ -226,6 +226,13 @@ def count_created_since(session: Session, since: datetime, *, tenant_id: str) ->
     return int(session.scalar(query) or 0)
 
 
+def oldest_created_since(session: Session, since: datetime, *, tenant_id: str) -> datetime | None:
+    query = select(func.min(JobTable.created_at)).where(
+        JobTable.tenant_id == tenant_id, JobTable.created_at >= since
+    )
+    return session.scalar(query)
+
+
 def count_active_for_dataset(session: Session, dataset_id: str) -> int:
     """Queued or running jobs that read this dataset."""
     query = select(func.count()).where(

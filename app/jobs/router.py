@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from app.deps import PageQuery, SessionDep, StorageDep, TenantDep, located
-from app.jobs import repository, service
+from app.etag import NOT_MODIFIED_DOC, conditional
+from app.idempotency.dependency import JsonIdempotency
+from app.jobs import rate_limit, repository, service
 from app.jobs.lifecycle import JobStatus
 from app.jobs.schemas import JobCreate, JobList, JobOut, JobReport, PresetList
 from app.jobs.tables import JobTable
+from app.openapi import JOB_EXAMPLES, problems
 
 router = APIRouter(tags=["jobs"])
 
@@ -26,16 +29,30 @@ def list_presets() -> PresetList:
     return PresetList(items=service.list_presets())
 
 
-@router.post("/v1/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
+@router.post(
+    "/v1/jobs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=problems(404, 409, 413, 422, 429),
+    openapi_extra=JOB_EXAMPLES,
+)
 def create_job(
-    body: JobCreate, session: SessionDep, tenant_id: TenantDep, response: Response
-) -> JobOut:
+    body: JobCreate,
+    session: SessionDep,
+    tenant_id: TenantDep,
+    response: Response,
+    idempotency: JsonIdempotency,
+) -> JobOut | Response:
     """Start compressing a model with a preset or a recipe, or an auto search (preset "auto"
     with an objective); poll the job at `Location`."""
-    return accepted(response, service.create_job(session, body, tenant_id=tenant_id))
+    if (replayed := idempotency.replayed()) is not None:
+        return replayed
+    with rate_limit.reported(session, response, tenant_id=tenant_id):
+        job = service.create_job(session, body, tenant_id=tenant_id)
+    return idempotency.keep(response, accepted(response, job))
 
 
-@router.get("/v1/jobs", response_model=JobList)
+@router.get("/v1/jobs", response_model=JobList, responses=problems(422))
 def list_jobs(
     session: SessionDep,
     tenant_id: TenantDep,
@@ -53,13 +70,15 @@ def list_jobs(
     return found.to_list(JobList, service.to_out)
 
 
-@router.get("/v1/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: SessionDep, tenant_id: TenantDep) -> JobOut:
-    """A job's status, progress and, once it succeeded, its metrics."""
-    return service.to_out(service.get(session, job_id, tenant_id=tenant_id))
+@router.get(
+    "/v1/jobs/{job_id}", response_model=JobOut, responses={**NOT_MODIFIED_DOC, **problems(404)}
+)
+def get_job(job_id: str, session: SessionDep, tenant_id: TenantDep, request: Request) -> Response:
+    """A job's status, progress and, once it succeeded, its metrics; `ETag` for cheap polling."""
+    return conditional(request, service.to_out(service.get(session, job_id, tenant_id=tenant_id)))
 
 
-@router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut)
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, responses=problems(404))
 def cancel_job(
     job_id: str, session: SessionDep, storage: StorageDep, tenant_id: TenantDep
 ) -> JobOut:
@@ -67,7 +86,12 @@ def cancel_job(
     return service.to_out(service.cancel(session, storage, job_id, tenant_id=tenant_id))
 
 
-@router.get("/v1/jobs/{job_id}/report", response_model=JobReport)
+@router.get(
+    "/v1/jobs/{job_id}/report",
+    response_model=JobReport,
+    responses=problems(404),
+    operation_id="getJobReport",
+)
 def get_report(job_id: str, session: SessionDep, tenant_id: TenantDep) -> JobReport:
     """The per-pass report of a job."""
     return service.report(session, job_id, tenant_id=tenant_id)

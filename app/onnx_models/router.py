@@ -6,14 +6,17 @@ import unicodedata
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from app.compression.graph import transport
 from app.deps import PageQuery, SessionDep, SettingsDep, StorageDep, TenantDep, located
 from app.errors import InvalidModelProblem, ModelTooLargeProblem
+from app.etag import NOT_MODIFIED_DOC, conditional
+from app.idempotency.dependency import Idempotency, upload_idempotency
 from app.onnx_models import repository, service
 from app.onnx_models.schemas import ModelAnalysisOut, ModelList, ModelOut
+from app.openapi import problems
 from app.storage.base import iter_stream
 from app.uploads import Upload, receive_upload, upload_openapi
 
@@ -24,7 +27,11 @@ RECEIVE_MODEL = receive_upload(too_large=ModelTooLargeProblem, empty=InvalidMode
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=ModelOut, openapi_extra=UPLOAD_DOC
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ModelOut,
+    responses=problems(409, 413, 415, 422, 507),
+    openapi_extra=UPLOAD_DOC,
 )
 def upload_model(
     session: SessionDep,
@@ -32,13 +39,17 @@ def upload_model(
     tenant_id: TenantDep,
     upload: Annotated[Upload, RECEIVE_MODEL],
     response: Response,
-) -> ModelOut:
+    idempotency: Annotated[Idempotency, upload_idempotency(RECEIVE_MODEL)],
+) -> ModelOut | Response:
     """Upload an ONNX model (multipart `file`, optional `name`); validated before it is kept."""
+    if (replayed := idempotency.replayed()) is not None:
+        return replayed
     model = service.create_from_upload(session, storage, upload, tenant_id=tenant_id)
-    return located(response, f"/v1/models/{model.id}", ModelOut.model_validate(model))
+    out = located(response, f"/v1/models/{model.id}", ModelOut.model_validate(model))
+    return idempotency.keep(response, out)
 
 
-@router.get("", response_model=ModelList)
+@router.get("", response_model=ModelList, responses=problems(422))
 def list_models(
     session: SessionDep,
     tenant_id: TenantDep,
@@ -50,16 +61,19 @@ def list_models(
     return found.to_list(ModelList, ModelOut.model_validate)
 
 
-@router.get("/{model_id}", response_model=ModelOut)
-def get_model(model_id: str, session: SessionDep, tenant_id: TenantDep) -> ModelOut:
-    """One model's metadata."""
-    return ModelOut.model_validate(service.get(session, model_id, tenant_id=tenant_id))
+@router.get("/{model_id}", response_model=ModelOut, responses={**NOT_MODIFIED_DOC, **problems(404)})
+def get_model(
+    model_id: str, session: SessionDep, tenant_id: TenantDep, request: Request
+) -> Response:
+    """One model's metadata; `ETag` for cheap polling."""
+    model = service.get(session, model_id, tenant_id=tenant_id)
+    return conditional(request, ModelOut.model_validate(model))
 
 
 @router.get(
     "/{model_id}/download",
     response_model=None,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **problems(404, 422)},
 )
 def download_model(
     model_id: str,
@@ -116,7 +130,7 @@ def attachment(name: str, extension: str) -> str:
     return header
 
 
-@router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{model_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 409))
 def delete_model(
     model_id: str, session: SessionDep, storage: StorageDep, tenant_id: TenantDep
 ) -> Response:
@@ -125,7 +139,7 @@ def delete_model(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{model_id}/analysis", response_model=ModelAnalysisOut)
+@router.get("/{model_id}/analysis", response_model=ModelAnalysisOut, responses=problems(404, 422))
 def get_model_analysis(
     model_id: str, session: SessionDep, storage: StorageDep, tenant_id: TenantDep
 ) -> ModelAnalysisOut:

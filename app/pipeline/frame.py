@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.orm import Session
@@ -22,10 +24,12 @@ from app.jobs import repository
 from app.jobs.lifecycle import JobStatus
 from app.jobs.queue import BrokerError
 from app.jobs.tables import JobTable
+from app.observability.logging import bind_job_context, get_logger
 from app.settings import get_settings
 from app.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
+events = get_logger(__name__)  # the job's start, end and failure, as structured lines
 
 
 # The stage a compress job is left in for the benchmark queue to pick up.
@@ -40,10 +44,11 @@ class StageError(Exception):
     """A stage could not finish the job (input deleted, sandbox crashed, a pass failed); `code`
     lands in the job's error."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, trace: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.trace = trace  # the traceback of an internal_error in the sandbox child
 
 
 class JobCanceled(Exception):
@@ -98,6 +103,8 @@ def claim(job_id: str, *, handoff_stage: str | None = None) -> JobTable | None:
             return None
         session.refresh(job)
         session.expunge(job)
+        bind_job_context(tenant_id=job.tenant_id, kind=job.kind)
+        events.info("job_started", status_was=status.value, attempt=job.attempts, stage=job.stage)
         return job
 
 
@@ -126,22 +133,49 @@ def keep_alive(job_id: str) -> Iterator[None]:
 
 def progress(job_id: str, stage: str, fraction: float) -> None:
     """Record the stage reached; raises JobCanceled when the job is no longer running."""
+    bind_job_context(stage=stage)
     with session_scope() as session:
         if not repository.report_progress(session, job_id, stage, fraction):
             raise JobCanceled(job_id)
 
 
-def fail_in(session: Session, job_id: str, code: str, message: str) -> None:
-    repository.transition(
+def fail_in(
+    session: Session, job_id: str, code: str, message: str, *, trace: str | None = None
+) -> None:
+    kept: dict[str, Any] = {}
+    if trace is not None:
+        # Kept for operators in the stored report; the public error says only what happened.
+        job = repository.get_for_worker(session, job_id)
+        kept["report"] = {**((job.report if job else None) or {}), code: {"traceback": trace}}
+    failed = repository.transition(
         session, job_id, JobStatus.RUNNING, JobStatus.FAILED,
         error={"code": code, "message": message[:2000]}, finished_at=utcnow(), stage="failed",
+        **kept,
     )  # fmt: skip
+    if failed:
+        events.warning("job_failed", job_id=job_id, code=code, message=message, traceback=trace)
+    elif trace is not None:
+        # The job ended elsewhere meanwhile (canceled): the error is still worth a line.
+        events.warning("job_error_after_end", job_id=job_id, code=code, traceback=trace)
 
 
-def fail(job_id: str, code: str, message: str) -> None:
+def fail(job_id: str, code: str, message: str, *, trace: str | None = None) -> None:
     """Record a failure; a job that is no longer running is left as it is."""
     with session_scope() as session:
-        fail_in(session, job_id, code, message)
+        fail_in(session, job_id, code, message, trace=trace)
+
+
+def log_stage_end(job_id: str) -> None:
+    """Log where a stage left the job: finished (with its status) or handed to the next stage."""
+    with session_scope() as session:
+        job = repository.get_for_worker(session, job_id)
+        if job is None:
+            return
+        if job.status == JobStatus.SUCCEEDED:
+            took = job.finished_at - job.started_at if job.finished_at and job.started_at else None
+            events.info("job_succeeded", job_id=job_id, duration_s=took and took.total_seconds())
+        elif job.status == JobStatus.RUNNING:
+            events.info("job_stage_done", job_id=job_id, stage=job.stage)
 
 
 def hand_back(job_id: str) -> bool:
@@ -196,7 +230,9 @@ def failures_end_the_job(job_id: str, *, final_attempt: bool, time_limit_s: int)
         log.info("job %s was canceled while running", job_id)
     except SoftTimeLimitExceeded:
         fail(job_id, "timeout", f"the job ran past its limit of {time_limit_s} s")
-    except (StageError, PassError) as exc:
+    except StageError as exc:
+        fail(job_id, exc.code, exc.message, trace=exc.trace)
+    except PassError as exc:
         fail(job_id, exc.code, exc.message)
     except InvalidModelError as exc:
         fail(job_id, "invalid_output", f"a pass produced an invalid model: {exc}")
@@ -215,8 +251,10 @@ def failures_end_the_job(job_id: str, *, final_attempt: bool, time_limit_s: int)
             log.warning("job %s: storage failed (%s); it will be retried", job_id, exc)
             raise TransientJobError(str(exc)) from exc
     except Exception as exc:
-        log.exception("job %s failed", job_id)
-        fail(job_id, "internal_error", f"{type(exc).__name__}: {exc}")
+        fail(
+            job_id, "internal_error", f"{type(exc).__name__}: {exc}",
+            trace=traceback.format_exc(),
+        )  # fmt: skip
 
 
 @contextmanager
@@ -227,3 +265,4 @@ def working_on(job_id: str, *, final_attempt: bool, time_limit_s: int) -> Iterat
         keep_alive(job_id),
     ):
         yield
+    log_stage_end(job_id)

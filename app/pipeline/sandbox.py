@@ -85,7 +85,7 @@ def run_in_child(
             raise StageError("worker_crashed", f"the {kind} exited without a result: {tail}")
         result = sandbox_result.validate_json(result_path.read_bytes())
     if isinstance(result, SandboxFailure):
-        raise StageError(result.code, result.message)
+        raise StageError(result.code, result.message, trace=result.traceback)
     if not isinstance(result, request.answer_type):
         raise StageError("worker_crashed", f"the {kind} answered with a {result.kind} result")
     return result

@@ -133,4 +133,8 @@ def handle(
         return SandboxFailure(code="invalid_output", message=str(exc))
     except Exception as exc:
         traceback.print_exc()
-        return SandboxFailure(code="internal_error", message=f"{type(exc).__name__}: {exc}")
+        return SandboxFailure(
+            code="internal_error",
+            message=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+        )

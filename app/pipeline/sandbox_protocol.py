@@ -111,6 +111,9 @@ class SandboxFailure(BaseModel):
     kind: Literal["error"] = "error"
     code: str = Field(description="A stable machine word, such as provider_unavailable.")
     message: str = Field(description="What went wrong, for the user.")
+    traceback: str | None = Field(
+        default=None, description="Where an internal_error came from, for operators only."
+    )
 
 
 ResultT_co = TypeVar("ResultT_co", covariant=True)
