@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -29,19 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import onnxruntime as ort  # noqa: E402
-import redis  # noqa: E402
 from onnxruntime.quantization import (  # noqa: E402
     CalibrationDataReader,
     quantize_dynamic,
     quantize_static,
 )
-from sqlalchemy import create_engine, text  # noqa: E402
 
 from app.compression.passes.recipes import PRESETS  # noqa: E402
-from app.migrate import upgrade_head  # noqa: E402
 from tests.builders import build_cnn_residual, build_mlp  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.stack import LiveStack  # noqa: E402
+from tests.stack import LiveStack, standalone_stack  # noqa: E402
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 BROKER = "redis://127.0.0.1:6379/13"
@@ -50,30 +45,17 @@ MODELS = {"mlp": (build_mlp, (256,)), "cnn": (build_cnn_residual, (3, 32, 32))}
 
 
 def start_stack(workdir: Path) -> LiveStack:
-    database = "modelpress_auto_bench"
-    admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    admin.dispose()
-    upgrade_head(f"{PG}/{database}")
-    redis.Redis.from_url(BROKER).flushdb()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPRESS_")}
-    env |= {
-        "MODELPRESS_DATABASE_URL": f"{PG}/{database}",
-        "MODELPRESS_BROKER_URL": BROKER,
-        "MODELPRESS_QUEUE_NAME": "modelpress-auto-bench",
-        "MODELPRESS_BENCHMARK_QUEUE_NAME": "modelpress-auto-bench-benchmark",
-        "MODELPRESS_STORAGE_URL": (workdir / "storage").as_uri(),
-        "MODELPRESS_REAPER_INTERVAL_S": "2",
-        "MODELPRESS_MAX_ACTIVE_JOBS_PER_TENANT": "100",
-        "MODELPRESS_JOB_SUBMISSIONS_PER_MINUTE": "1000",
-    }
-    stack = LiveStack(env=env, log_dir=workdir, port=free_port())
-    stack.start_api()
-    stack.start_worker()
-    stack.api_key = stack.admin("create-key", stack.admin("create-tenant", "bench")["id"])["key"]
-    return stack
+    return standalone_stack(
+        workdir,
+        "auto_bench",
+        pg_url=PG,
+        broker_url=BROKER,
+        env={
+            "MODELPRESS_REAPER_INTERVAL_S": "2",
+            "MODELPRESS_MAX_ACTIVE_JOBS_PER_TENANT": "100",
+            "MODELPRESS_JOB_SUBMISSIONS_PER_MINUTE": "1000",
+        },
+    )
 
 
 def data_files(name: str, model: Path, workdir: Path) -> tuple[Path, Path]:

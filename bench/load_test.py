@@ -28,13 +28,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import redis  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
 
-from app.migrate import upgrade_head  # noqa: E402
 from tests.builders import build_mlp  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.stack import LiveStack  # noqa: E402
+from tests.stack import LiveStack, standalone_stack  # noqa: E402
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 BROKER = "redis://127.0.0.1:6379/14"
@@ -46,29 +42,16 @@ RECIPE = {"passes": [{"type": "optimize_graph", "level": "basic"}]}
 
 def _start_stack(workdir: Path, jobs: int) -> LiveStack:
     """API and worker processes on Postgres and Redis, with limits raised for this test only."""
-    database = "modelpress_load"
-    admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    admin.dispose()
-    upgrade_head(f"{PG}/{database}")
-    redis.Redis.from_url(BROKER).flushdb()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPRESS_")}
-    env |= {
-        "MODELPRESS_DATABASE_URL": f"{PG}/{database}",
-        "MODELPRESS_BROKER_URL": BROKER,
-        "MODELPRESS_QUEUE_NAME": "modelpress-load",
-        "MODELPRESS_BENCHMARK_QUEUE_NAME": "modelpress-load-benchmark",
-        "MODELPRESS_STORAGE_URL": (workdir / "storage").as_uri(),
-        "MODELPRESS_MAX_ACTIVE_JOBS_PER_TENANT": str(jobs + 1),
-        "MODELPRESS_JOB_SUBMISSIONS_PER_MINUTE": str(jobs + 1),
-    }
-    stack = LiveStack(env=env, log_dir=workdir, port=free_port())
-    stack.start_api()
-    stack.start_worker()
-    stack.api_key = stack.admin("create-key", stack.admin("create-tenant", "load")["id"])["key"]
-    return stack
+    return standalone_stack(
+        workdir,
+        "load",
+        pg_url=PG,
+        broker_url=BROKER,
+        env={
+            "MODELPRESS_MAX_ACTIVE_JOBS_PER_TENANT": str(jobs + 1),
+            "MODELPRESS_JOB_SUBMISSIONS_PER_MINUTE": str(jobs + 1),
+        },
+    )
 
 
 async def _submit(client: httpx.AsyncClient, model_id: str, jobs: int) -> tuple[list[str], Counter]:

@@ -8,28 +8,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.builders import IR_VERSION
+from tests.builders_exports import constant_node, he_weight, save_export
 
 
 def _save(model: onnx.ModelProto, path: Path | str) -> Path:
-    model.ir_version = IR_VERSION
-    model.producer_name = "modelpress-tests-messy"
-    onnx.checker.check_model(model, full_check=True)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
-
-
-def _weight(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
-    fan_in = shape[0] if len(shape) == 2 else int(np.prod(shape[1:]))
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in) * scale).astype(np.float32)
-
-
-def _constant(name: str, array: np.ndarray) -> onnx.NodeProto:
-    return helper.make_node(
-        "Constant", [], [name], name=f"{name}/Constant", value=numpy_helper.from_array(array)
-    )
+    return save_export(model, path, "modelpress-tests-messy")
 
 
 def build_constant_weights_net(path: Path | str, seed: int = 0) -> Path:
@@ -40,12 +23,12 @@ def build_constant_weights_net(path: Path | str, seed: int = 0) -> Path:
     """
     rng = np.random.default_rng(seed)
     nodes = [
-        _constant("conv.weight", _weight(rng, (16, 3, 3, 3))),
-        _constant("conv.bias", np.full(16, 0.05, np.float32)),
-        _constant("fc1.weight", _weight(rng, (16, 64))),
-        _constant("fc1.bias", np.full(64, 0.01, np.float32)),
-        _constant("fc2.weight", _weight(rng, (10, 64), 0.5)),
-        _constant("fc2.bias", np.zeros(10, np.float32)),
+        constant_node("conv.weight", he_weight(rng, (16, 3, 3, 3))),
+        constant_node("conv.bias", np.full(16, 0.05, np.float32)),
+        constant_node("fc1.weight", he_weight(rng, (16, 64))),
+        constant_node("fc1.bias", np.full(64, 0.01, np.float32)),
+        constant_node("fc2.weight", he_weight(rng, (10, 64), 0.5)),
+        constant_node("fc2.bias", np.zeros(10, np.float32)),
         helper.make_node(
             "Conv", ["image", "conv.weight", "conv.bias"], ["c"], "conv", pads=[1, 1, 1, 1]
         ),
@@ -74,9 +57,9 @@ def build_opset11_cnn(path: Path | str, seed: int = 0) -> Path:
     """
     rng = np.random.default_rng(seed)
     inits = [
-        numpy_helper.from_array(_weight(rng, (16, 3, 3, 3)), "conv1.weight"),
-        numpy_helper.from_array(_weight(rng, (32, 16, 3, 3)), "conv2.weight"),
-        numpy_helper.from_array(_weight(rng, (10, 32), 0.5), "fc.weight"),
+        numpy_helper.from_array(he_weight(rng, (16, 3, 3, 3)), "conv1.weight"),
+        numpy_helper.from_array(he_weight(rng, (32, 16, 3, 3)), "conv2.weight"),
+        numpy_helper.from_array(he_weight(rng, (10, 32), 0.5), "fc.weight"),
         numpy_helper.from_array(np.zeros(10, np.float32), "fc.bias"),
     ]
     for name, channels in (("bn1", 16), ("bn2", 32)):
@@ -121,7 +104,7 @@ def build_opset11_cnn(path: Path | str, seed: int = 0) -> Path:
 
 def _branch(name: str, rng: np.random.Generator, width: int) -> onnx.GraphProto:
     # A branch reads "h" from the outer scope and owns its weight as a subgraph initializer.
-    weight = numpy_helper.from_array(_weight(rng, (width, width)), f"{name}.weight")
+    weight = numpy_helper.from_array(he_weight(rng, (width, width)), f"{name}.weight")
     bias = numpy_helper.from_array(np.full(width, 0.02, np.float32), f"{name}.bias")
     nodes = [
         helper.make_node("MatMul", ["h", weight.name], [f"{name}.mm"], f"{name}/MatMul"),
@@ -139,8 +122,8 @@ def build_if_subgraph_mlp(path: Path | str, width: int = 64, seed: int = 0) -> P
     """
     rng = np.random.default_rng(seed)
     inits = [
-        numpy_helper.from_array(_weight(rng, (width, width)), "fc_in.weight"),
-        numpy_helper.from_array(_weight(rng, (width, width)), "fc_out.weight"),
+        numpy_helper.from_array(he_weight(rng, (width, width)), "fc_in.weight"),
+        numpy_helper.from_array(he_weight(rng, (width, width)), "fc_out.weight"),
     ]
     nodes = [
         helper.make_node("MatMul", ["input", "fc_in.weight"], ["m"], "fc_in/MatMul"),
@@ -179,14 +162,14 @@ def build_fp16_overflow_mlp(path: Path | str, width: int = 64, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     heads = 4
     inits = [
-        numpy_helper.from_array(_weight(rng, (width, width)), "fc1.weight"),
+        numpy_helper.from_array(he_weight(rng, (width, width)), "fc1.weight"),
         # Weights stay within float16 (|w| < 4e4); their products do not (~1e5).
-        numpy_helper.from_array(_weight(rng, (width, width), 5e4), "fc2.weight"),
+        numpy_helper.from_array(he_weight(rng, (width, width), 5e4), "fc2.weight"),
         numpy_helper.from_array(np.array([-1, heads, width // heads], np.int64), "heads.shape"),
         numpy_helper.from_array(np.array([-1, width], np.int64), "flat.shape"),
         numpy_helper.from_array(np.ones(width // heads, np.float32), "norm.scale"),
         numpy_helper.from_array(np.zeros(width // heads, np.float32), "norm.bias"),
-        numpy_helper.from_array(_weight(rng, (width, 16)), "fc3.weight"),
+        numpy_helper.from_array(he_weight(rng, (width, 16)), "fc3.weight"),
     ]
     nodes = [
         helper.make_node("MatMul", ["input", "fc1.weight"], ["m1"], "fc1/MatMul"),

@@ -32,13 +32,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from app.migrate import upgrade_head  # noqa: E402
 from app.storage import LocalStorage, S3Storage, Storage  # noqa: E402
 from app.tenants.tables import DEFAULT_TENANT  # noqa: E402
-from tests.stack import LiveStack  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.stack import LiveStack, free_port  # noqa: E402
 
 
 def wait_for_port(port: int, timeout_s: float = 30.0) -> None:

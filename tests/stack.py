@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,12 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -149,3 +156,38 @@ class LiveStack:
                 return job
             time.sleep(0.3)
         raise TimeoutError(f"job {job_id} did not end in {timeout_s} s:\n{self.logs('worker')}")
+
+
+def standalone_stack(
+    workdir: Path, name: str, *, pg_url: str, broker_url: str, env: dict[str, str]
+) -> LiveStack:
+    """API and worker on a fresh database `modelpress_<name>` and an emptied broker database, with
+    local storage in workdir: the stack the bench/ scripts measure, outside any test session."""
+    # Imported here: the test session configures its own database before app is imported.
+    import redis
+    from sqlalchemy import create_engine, text
+
+    from app.migrate import upgrade_head
+
+    database = f"modelpress_{name}"
+    admin = create_engine(f"{pg_url}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{database}"'))
+    admin.dispose()
+    upgrade_head(f"{pg_url}/{database}")
+    redis.Redis.from_url(broker_url).flushdb()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPRESS_")}
+    full_env |= {
+        "MODELPRESS_DATABASE_URL": f"{pg_url}/{database}",
+        "MODELPRESS_BROKER_URL": broker_url,
+        "MODELPRESS_QUEUE_NAME": f"modelpress-{name}",
+        "MODELPRESS_BENCHMARK_QUEUE_NAME": f"modelpress-{name}-benchmark",
+        "MODELPRESS_STORAGE_URL": (workdir / "storage").as_uri(),
+        **env,
+    }
+    stack = LiveStack(env=full_env, log_dir=workdir, port=free_port())
+    stack.start_api()
+    stack.start_worker()
+    stack.api_key = stack.admin("create-key", stack.admin("create-tenant", name)["id"])["key"]
+    return stack
