@@ -299,3 +299,11 @@ class IdempotencyKeyReusedProblem(ProblemError):
 
 class IdempotencyKeyInUseProblem(ProblemError):
     status, code, title = 409, "idempotency_key_in_use", "Idempotency key in use"
+
+
+class InvalidWebhookProblem(ProblemError):
+    status, code, title = 422, "invalid_webhook", "Invalid webhook URL"
+
+
+class WebhookUrlNotAllowedProblem(ProblemError):
+    status, code, title = 422, "webhook_url_not_allowed", "Webhook address not allowed"

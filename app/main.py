@@ -22,6 +22,8 @@ from app.settings import get_settings
 from app.tenants.tables import DEFAULT_TENANT
 from app.web.router import mount_static
 from app.web.router import router as web_router
+from app.webhooks import outbox as webhooks_outbox
+from app.webhooks.router import router as webhooks_router
 
 
 class ModelPressApp(FastAPI):
@@ -52,10 +54,14 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    webhooks_outbox.install()  # job transitions made here (cancel) record webhook events too
     app.add_middleware(RequestGate)
     app.include_router(health.router)
     # Every /v1 endpoint needs a key (when keys are on), whether or not it reads the tenant.
-    v1_routers = (limits.router, models_router, datasets_router, jobs_router, benchmarks_router)
+    v1_routers = (
+        limits.router, models_router, datasets_router, jobs_router, benchmarks_router,
+        webhooks_router,
+    )  # fmt: skip
     for v1_router in v1_routers:
         app.include_router(v1_router, dependencies=[Depends(get_tenant_id)])
     app.include_router(web_router)

@@ -183,6 +183,15 @@ JOB_EXAMPLES = request_examples(
                 "eval_dataset_id": "d_0123456789abcdef",
             },
         },
+        "webhook": {
+            "summary": "A preset, and a signed POST of the job when it ends",
+            "value": {
+                "model_id": "m_0123456789abcdef",
+                "preset": "int8-dynamic",
+                "webhook": "https://ci.example.com/hooks/modelpress",
+                "webhook_events_filter": ["completed"],
+            },
+        },
     }
 )
 BENCHMARK_EXAMPLES = request_examples(

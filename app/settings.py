@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         description="Celery queue for benchmarks; its workers run one job at a time.",
     )
 
+    webhook_queue_name: str = Field(
+        default="",
+        description="Celery queue for webhook deliveries, served by a worker of its own so a "
+        "delivery never waits behind a long job; empty means `<queue_name>-webhooks`.",
+    )
+
     max_upload_bytes: int = Field(default=2 * 1024**3, description="Largest accepted upload.")
     max_json_bytes: int = Field(
         default=1024 * 1024, description="Largest JSON request body (413 past it)."
@@ -147,6 +153,41 @@ class Settings(BaseSettings):
         default=300.0, description="Wall-time limit of the child process that checks an upload."
     )
 
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long one webhook delivery attempt may take."
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Attempts of one webhook event before it is given up."
+    )
+    webhook_retry_backoff_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Wait before the second attempt of a webhook event; doubles on each one.",
+    )
+    webhook_retry_max_backoff_s: float = Field(
+        default=600.0,
+        ge=0,
+        le=1800,
+        description="Longest wait between two attempts (kept well under the broker's visibility "
+        "timeout, so a retry waiting in a worker is never delivered twice by Redis).",
+    )
+    webhook_resend_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A webhook attempt due this long ago and not made is sent to the queue "
+        "again (its message was lost); a duplicate message sends nothing.",
+    )
+    webhook_allow_loopback: bool | None = Field(
+        default=None,
+        description="Deliver webhooks to loopback addresses (127.0.0.1, ::1, localhost). Unset: "
+        "on for the embedded default, off otherwise.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Deliver webhooks to private addresses (10/8, 172.16/12, 192.168/16, fc00::/7, "
+        "100.64/10). Link-local addresses (169.254/16, cloud metadata) are always refused.",
+    )
+
     log_format: Literal["json", "console"] | None = Field(
         default=None,
         description="Log lines as JSON objects or human-readable text. Unset: json for the API "
@@ -163,11 +204,19 @@ class Settings(BaseSettings):
             self.storage_url = (data_dir / "storage").as_uri()
         if not self.broker_url:
             self.broker_url = f"sqla+sqlite:///{data_dir / 'broker.db'}"
+        if not self.webhook_queue_name:
+            self.webhook_queue_name = f"{self.queue_name}-webhooks"
         return self
 
     @property
     def is_embedded(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def webhook_loopback_allowed(self) -> bool:
+        if self.webhook_allow_loopback is not None:
+            return self.webhook_allow_loopback
+        return self.is_embedded
 
     @property
     def auth_enabled(self) -> bool:

@@ -45,9 +45,18 @@ class LiveStack:
         path.mkdir(exist_ok=True)
         return path
 
+    @property
+    def webhook_queue(self) -> str:
+        """The queue of webhook deliveries (the settings' default next to the jobs' queue)."""
+        return self.env.get("MODELPRESS_WEBHOOK_QUEUE_NAME") or (
+            f"{self.env['MODELPRESS_QUEUE_NAME']}-webhooks"
+        )
+
     def _spawn(self, name: str, args: list[str]) -> None:
         log = (self.log_dir / f"{name}.log").open("ab")
-        env = {**self.env, "TMPDIR": str(self.tmp_dir)}
+        # A production-shaped stack, except that webhooks may reach a receiver in the test
+        # process on 127.0.0.1 (unless the stack's env says otherwise).
+        env = {"MODELPRESS_WEBHOOK_ALLOW_LOOPBACK": "true", **self.env, "TMPDIR": str(self.tmp_dir)}
         # A session of its own, so a test can kill the whole process tree like a crash would.
         self.procs[name] = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -72,11 +81,20 @@ class LiveStack:
         )
         self._wait_ready()
 
-    def start_worker(self, concurrency: int = 1, name: str = "worker") -> None:
+    def start_worker(
+        self, concurrency: int = 1, name: str = "worker", webhooks: bool = True
+    ) -> None:
         """`modelpress worker`, as deployed: a supervisor that restarts the Celery worker; a
-        second `name` starts another worker (another host, as far as Celery can tell)."""
+        second `name` starts another worker (another host, as far as Celery can tell). It takes
+        webhook deliveries too unless `webhooks` is False (then start_webhook_worker does)."""
         queues = ",".join(
-            self.env[name] for name in ("MODELPRESS_QUEUE_NAME", "MODELPRESS_BENCHMARK_QUEUE_NAME")
+            [
+                *(
+                    self.env[key]
+                    for key in ("MODELPRESS_QUEUE_NAME", "MODELPRESS_BENCHMARK_QUEUE_NAME")
+                ),
+                *([self.webhook_queue] if webhooks else []),
+            ]
         )
         self._spawn(
             name,
@@ -84,6 +102,17 @@ class LiveStack:
                 sys.executable, "-m", "app.cli.main", "worker", "--restart-delay", "0.5", "--",
                 "--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO",
                 "-Q", queues, "-n", f"test-{os.getpid()}-{self.port}-{name}@%h",
+            ],
+        )  # fmt: skip
+
+    def start_webhook_worker(self, name: str = "webhooks") -> None:
+        """The webhooks worker, as deployed: threads on the webhooks queue alone."""
+        self._spawn(
+            name,
+            [
+                sys.executable, "-m", "app.cli.main", "worker", "--restart-delay", "0.5", "--",
+                "--pool=threads", "--concurrency=4", "--loglevel=INFO", "-Q", self.webhook_queue,
+                "-n", f"test-{os.getpid()}-{self.port}-{name}@%h",
             ],
         )  # fmt: skip
 

@@ -10,8 +10,9 @@ from celery.signals import setup_logging, task_postrun, task_prerun, worker_read
 
 from app.jobs.queue import celery_config
 from app.observability.logging import bind_job_context, clear_job_context, configure_logging
-from app.pipeline.reaper import start_background_reaper
+from app.pipeline.reaper import start_background_reaper, start_webhook_sweeper
 from app.settings import get_settings
+from app.webhooks import outbox as webhooks_outbox
 from worker.broker import REDIS_TRANSPORT
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ if celery_app.conf.broker_url.startswith(("redis://", "rediss://")):
     # while it holds a task (see worker.broker).
     celery_app.conf.broker_transport = REDIS_TRANSPORT
 app = celery_app
+# Job transitions made in this worker record their webhook events (app.webhooks.outbox).
+webhooks_outbox.install()
 
 
 @setup_logging.connect
@@ -47,6 +50,11 @@ def _end_task_context(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _start_reaper(**_: Any) -> None:
+def _start_reaper(sender: Any = None, **_: Any) -> None:
     # Every worker sweeps for lost jobs and unsent ones (the outbox); the sweeps are idempotent.
-    start_background_reaper()
+    # A worker of the webhooks queue alone runs no jobs: it sweeps only webhook events.
+    consumed = set(sender.app.amqp.queues.consume_from) if sender is not None else set()
+    if consumed == {get_settings().webhook_queue_name}:
+        start_webhook_sweeper()
+    else:
+        start_background_reaper()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.jobs.queue import ADVANCE_TASK, AUTO_TASK, BENCHMARK_TASK, RUN_JOB_TASK
+from app.jobs.queue import ADVANCE_TASK, AUTO_TASK, BENCHMARK_TASK, RUN_JOB_TASK, WEBHOOK_TASK
 from app.observability.logging import bind_job_context
 from app.pipeline.auto import advance, notify_parent, run_auto
 from app.pipeline.benchmark import run_benchmark
 from app.pipeline.compress import run_compress
 from app.pipeline.frame import TransientJobError
 from app.settings import get_settings
+from app.webhooks.delivery import deliver
 from worker.celery_app import celery_app
 
 
@@ -54,3 +55,9 @@ def auto_job(self: Any, job_id: str) -> None:
 def advance_auto(job_id: str) -> None:
     """Look at an auto job's candidates again: fall back, or finish with a recommendation."""
     advance(job_id)
+
+
+@celery_app.task(name=WEBHOOK_TASK)
+def deliver_webhook(event_id: str) -> None:
+    """One attempt of a webhook event; the next one, if any, is scheduled by the attempt itself."""
+    deliver(event_id)

@@ -9,7 +9,12 @@ from app.compression.measure.options import (
     BenchmarkOptions,
     InputValue,
 )
-from app.jobs.schemas import InputShapes
+from app.jobs.schemas import (
+    WEBHOOK_DESCRIPTION,
+    InputShapes,
+    WebhookEventsFilter,
+    all_webhook_events,
+)
 
 
 class BenchmarkCreate(BenchmarkOptions):
@@ -28,3 +33,5 @@ class BenchmarkCreate(BenchmarkOptions):
     input_values: dict[str, InputValue] | None = Field(
         default=None, description=INPUT_VALUES_DESCRIPTION
     )
+    webhook: str | None = Field(default=None, max_length=2048, description=WEBHOOK_DESCRIPTION)
+    webhook_events_filter: WebhookEventsFilter = Field(default_factory=all_webhook_events)

@@ -37,5 +37,6 @@ def create_benchmark(session: Session, body: BenchmarkCreate, *, tenant_id: str)
             benchmark_options=body.model_dump(include=set(BenchmarkOptions.model_fields)),
             eval_dataset_id=body.eval_dataset_id,
             attempts=0,
+            **jobs_service.webhook_columns(body.webhook, body.webhook_events_filter),
         ),
     )

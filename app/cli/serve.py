@@ -1,4 +1,5 @@
-"""`modelpress serve`: migrations, a Celery worker subprocess and uvicorn in one command.
+"""`modelpress serve`: migrations, Celery worker subprocesses (jobs; webhooks) and uvicorn in one
+command.
 
 Only imported when that subcommand runs, so the client commands never load the server stack.
 """
@@ -24,6 +25,7 @@ from app.settings import get_settings
 WORKER_STOP_TIMEOUT_S = 15.0
 LEFTOVER_STOP_TIMEOUT_S = 5.0
 EXIT_REFUSED = 2
+WEBHOOK_THREADS = 4
 
 
 def worker_command(*queue_names: str) -> list[str]:
@@ -31,6 +33,16 @@ def worker_command(*queue_names: str) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
         "--pool=solo", "--loglevel=INFO", "-Q", ",".join(queue_names),
+    ]  # fmt: skip
+
+
+def webhook_worker_command(queue_name: str) -> list[str]:
+    """The argv of the embedded webhooks worker: threads, so a slow receiver holds up no other
+    delivery, and no job ever holds up a delivery."""
+    return [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        "--pool=threads", f"--concurrency={WEBHOOK_THREADS}", "--loglevel=INFO",
+        "-Q", queue_name, "-n", "webhooks@%h",
     ]  # fmt: skip
 
 
@@ -116,6 +128,7 @@ def serve(host: str, port: int, *, allow_no_auth: bool = False) -> int:
     configure_logging("console")
     worker_env = {**os.environ, "MODELPRESS_LOG_FORMAT": settings.log_format or "console"}
     watch: _WorkerWatch | None = None
+    webhook_watch: _WorkerWatch | None = None
     try:
         # The SQLite database and broker live in data_dir, so it must exist before migrating.
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -125,13 +138,18 @@ def serve(host: str, port: int, *, allow_no_auth: bool = False) -> int:
             env=worker_env,
         )
         watch = _WorkerWatch(worker)
+        webhook_watch = _WorkerWatch(
+            subprocess.Popen(webhook_worker_command(settings.webhook_queue_name), env=worker_env)
+        )
         print(f"ModelPress is running: open http://{host}:{port}/ to compress a model", flush=True)
         # uvicorn handles SIGINT/SIGTERM itself and returns (or re-raises them, see above).
         uvicorn.run("app.main:app", host=host, port=port, log_config=None)
     except KeyboardInterrupt:
         pass
     finally:
-        if watch is not None:
-            watch.stopping.set()
-            stop_worker(watch.worker)
-    return 1 if watch is not None and watch.died else 0
+        watches = [w for w in (watch, webhook_watch) if w is not None]
+        for each in watches:
+            each.stopping.set()
+        for each in watches:
+            stop_worker(each.worker)
+    return 1 if any(w.died for w in watches) else 0

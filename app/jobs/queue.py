@@ -20,6 +20,7 @@ RUN_JOB_TASK = "modelpress.run_job"
 BENCHMARK_TASK = "modelpress.benchmark_job"
 AUTO_TASK = "modelpress.auto_job"  # an auto job's fan-out: plan and create its candidates
 ADVANCE_TASK = "modelpress.advance_auto"  # look at an auto job's candidates again
+WEBHOOK_TASK = "modelpress.deliver_webhook"  # one attempt of a webhook event
 
 
 class BrokerError(Exception):
@@ -44,6 +45,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 5,
         "worker_hijack_root_logger": False,
+        # Deliveries have a worker of their own (a thread pool): never behind a long job.
+        "task_routes": {WEBHOOK_TASK: {"queue": settings.webhook_queue_name}},
     }
     if settings.broker_url.startswith(("redis://", "rediss://")):
         # Redis redelivers an unacknowledged task after this long: longer than any job may run.
@@ -58,19 +61,20 @@ def producer() -> Celery:
     return app
 
 
-def _send(task: str, job_id: str, queue_name: str) -> None:
+def _send(task: str, job_id: str, queue_name: str, countdown: float | None = None) -> None:
     try:
         producer().send_task(
             task,
             args=[job_id],
             queue=queue_name,
+            countdown=countdown,
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         )
     except Exception as exc:  # kombu raises a family of connection errors; all mean the same
         # Its pooled connections may be dead after a broker restart: start afresh next time.
         producer.cache_clear()
-        raise BrokerError(f"could not publish {task} for job {job_id}: {exc}") from exc
+        raise BrokerError(f"could not publish {task} for {job_id}: {exc}") from exc
 
 
 def send_run_job(job_id: str) -> None:
@@ -91,6 +95,11 @@ def send_auto(job_id: str) -> None:
 def send_advance(parent_job_id: str) -> None:
     """Ask a worker to look at an auto job again (a candidate ended)."""
     _send(ADVANCE_TASK, parent_job_id, get_settings().queue_name)
+
+
+def send_webhook(event_id: str, countdown: float | None = None) -> None:
+    """Publish one attempt of a webhook event on the webhooks queue, to run after `countdown` s."""
+    _send(WEBHOOK_TASK, event_id, get_settings().webhook_queue_name, countdown)
 
 
 def enqueue(session_factory: Any, job_id: str, kind: str) -> bool:

@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.jobs import transitions
 from app.jobs.lifecycle import (
     ACTIVE_STATES,
     IllegalTransitionError,
@@ -71,7 +72,8 @@ def transition(
 ) -> bool:
     """Move a job from `expected` to `target`; False (and no change) if it is not in `expected`.
 
-    The WHERE on the current status makes a duplicate or late delivery a no-op.
+    The WHERE on the current status makes a duplicate or late delivery a no-op. The listeners
+    (app.jobs.transitions) hear of a change in the same transaction.
     """
     if not can_transition(expected, target):
         raise IllegalTransitionError(f"{expected} -> {target} is not an allowed transition")
@@ -82,7 +84,10 @@ def transition(
         .execution_options(synchronize_session=False)
     )
     session.flush()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    changed = bool(result.rowcount)  # type: ignore[attr-defined]
+    if changed:
+        transitions.notify(session, job_id, expected, target)
+    return changed
 
 
 def reclaim_running(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -48,6 +49,30 @@ InputShapes = Annotated[
 ]
 
 
+class WebhookEventType(StrEnum):
+    START = "start"  # the job started running (first time only)
+    COMPLETED = "completed"  # it reached succeeded, failed or canceled
+
+
+WEBHOOK_DESCRIPTION = (
+    "An http(s) URL that receives the job (as GET /v1/jobs/{id} shows it) as a signed POST on "
+    "each event of `webhook_events_filter` (Standard Webhooks; the key is at "
+    "GET /v1/webhooks/default/secret)."
+)
+WebhookEventsFilter = Annotated[
+    list[WebhookEventType],
+    Field(
+        min_length=1,
+        max_length=2,
+        description='Events that are delivered: "start", "completed" (default both).',
+    ),
+]
+
+
+def all_webhook_events() -> list[WebhookEventType]:
+    return list(WebhookEventType)
+
+
 class JobRecipe(Recipe):
     """A job's recipe as it runs: the passes of a benchmark job's recipe are none."""
 
@@ -78,6 +103,8 @@ class JobCreate(BaseModel):
         description='The goal: with preset "auto" the search aims at it; with any preset or recipe '
         "the job's verdict is judged against it (max_accuracy_drop 0.01 when not given).",
     )
+    webhook: str | None = Field(default=None, max_length=2048, description=WEBHOOK_DESCRIPTION)
+    webhook_events_filter: WebhookEventsFilter = Field(default_factory=all_webhook_events)
 
     @model_validator(mode="after")
     def _one_of_preset_or_recipe(self) -> JobCreate:
@@ -142,6 +169,10 @@ class JobOut(BaseModel):
     )
     explanation: str | None = Field(
         default=None, description="Auto jobs: the choice (or why none) in one sentence."
+    )
+    webhook: str | None = Field(default=None, description="Where the job's events are POSTed.")
+    webhook_events_filter: list[WebhookEventType] | None = Field(
+        default=None, description="The events delivered to `webhook`; null without a webhook."
     )
 
 

@@ -22,13 +22,22 @@ from app.errors import (
 )
 from app.jobs import queue, repository
 from app.jobs.lifecycle import TERMINAL_STATES, JobKind, JobStatus
-from app.jobs.schemas import CandidateOut, JobCreate, JobOut, JobRecipe, JobReport, PresetOut
+from app.jobs.schemas import (
+    CandidateOut,
+    JobCreate,
+    JobOut,
+    JobRecipe,
+    JobReport,
+    PresetOut,
+    WebhookEventType,
+)
 from app.jobs.tables import JobTable
 from app.onnx_models import service as models_service
 from app.onnx_models.tables import ModelTable
 from app.settings import get_settings
 from app.storage import Storage
 from app.tenants import repository as tenants_repository
+from app.webhooks.addresses import check_webhook_url
 
 AUTO_PRESET = "auto"
 AUTO_DESCRIPTION = (
@@ -120,6 +129,17 @@ def _check_tenant_limits(session: Session, *, tenant_id: str) -> None:
         )
 
 
+def webhook_columns(webhook: str | None, events: list[WebhookEventType]) -> dict[str, Any]:
+    """A new job's webhook and events filter, the URL checked (422 invalid_webhook or
+    webhook_url_not_allowed)."""
+    if webhook is None:
+        return {"webhook": None, "webhook_events_filter": None}
+    return {
+        "webhook": check_webhook_url(webhook, get_settings()),
+        "webhook_events_filter": [event.value for event in dict.fromkeys(events)],
+    }
+
+
 def submit(session: Session, job: JobTable) -> JobTable:
     """Record a job; it reaches the broker once the transaction commits (or the outbox later)."""
     _check_tenant_limits(session, tenant_id=job.tenant_id)
@@ -159,6 +179,7 @@ def create_job(session: Session, body: JobCreate, *, tenant_id: str) -> JobTable
             eval_dataset_id=body.eval_dataset_id,
             objective=objective.model_dump(mode="json") if objective else None,
             attempts=0,
+            **webhook_columns(body.webhook, body.webhook_events_filter),
         ),
     )
 

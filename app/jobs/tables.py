@@ -66,5 +66,8 @@ class JobTable(IdMixin, Base):
     verdict: Mapped[str | None] = mapped_column(String(16))  # a Verdict
     verdict_detail: Mapped[dict[str, Any] | None]  # a Judgement
     recommendation_reason: Mapped[str | None] = mapped_column(String(64))
+    # Where the job's events are POSTed (app.webhooks), and which of them ("start", "completed").
+    webhook: Mapped[str | None] = mapped_column(String(2048))
+    webhook_events_filter: Mapped[list[Any] | None]
     # Touched by the worker while it runs the job: a stale heartbeat means a vanished worker.
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -32,6 +32,8 @@ from app.jobs import stats_repository
 from app.jobs.lifecycle import JobStatus
 from app.pipeline.frame import BENCHMARK_HANDOFF
 from app.settings import Settings
+from app.webhooks import repository as webhooks_repository
+from app.webhooks.tables import EventStatus
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,27 @@ class JobsCollector(Collector):
             failures.add_metric([code], count)
         yield failures
         yield self._queue_depth()
+        yield from self._webhooks()
+
+    def _webhooks(self) -> Iterator[Metric]:
+        # Deliveries are made by the webhooks workers; their record is in the database.
+        attempts = CounterMetricFamily(
+            "modelpress_webhook_deliveries",
+            "Webhook delivery attempts by outcome (succeeded, failed, rejected, refused, lost), "
+            "all time.",
+            labels=["outcome"],
+        )
+        for outcome, count in webhooks_repository.count_attempts_by_outcome(self.session).items():
+            attempts.add_metric([outcome], count)
+        yield attempts
+        events = GaugeMetricFamily(
+            "modelpress_webhook_events",
+            "Webhook events by status (pending, sending, succeeded, failed).",
+            labels=["status"],
+        )
+        for status, count in webhooks_repository.count_events_by_status(self.session).items():
+            events.add_metric([status], count)
+        yield events
 
     def _durations(self) -> Metric:
         family = HistogramMetricFamily(
@@ -99,7 +122,11 @@ class JobsCollector(Collector):
         return family
 
     def _depths(self) -> dict[str, int]:
-        queues = (self.settings.queue_name, self.settings.benchmark_queue_name)
+        queues = (
+            self.settings.queue_name,
+            self.settings.benchmark_queue_name,
+            self.settings.webhook_queue_name,
+        )
         if self.settings.broker_url.startswith(("redis://", "rediss://")):
             # kombu's Redis transport keeps each queue as a list under the queue's name.
             try:
@@ -116,6 +143,9 @@ class JobsCollector(Collector):
             queues[0]: stats_repository.count_waiting(self.session, status=JobStatus.QUEUED),
             queues[1]: stats_repository.count_waiting(
                 self.session, status=JobStatus.RUNNING, stage=BENCHMARK_HANDOFF
+            ),
+            queues[2]: webhooks_repository.count_events_by_status(self.session).get(
+                EventStatus.PENDING, 0
             ),
         }
 

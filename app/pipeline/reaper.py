@@ -1,6 +1,6 @@
 """No lost jobs: requeue (or fail) running jobs whose worker vanished, drain the outbox, resend
-lost benchmark hand-offs, advance auto jobs waiting on their candidates; and no leftovers of
-crashes (app.pipeline.leftovers)."""
+lost benchmark hand-offs, advance auto jobs waiting on their candidates, resend lost webhook
+deliveries; and no leftovers of crashes (app.pipeline.leftovers)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from app.pipeline import auto, leftovers
 from app.pipeline.frame import BENCHMARK_HANDOFF
 from app.settings import Settings, get_settings
 from app.storage import get_storage
+from app.webhooks import delivery as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,14 @@ def sweep_once(settings: Settings) -> None:
         auto.advance_searching()
     except Exception:
         log.warning("reaper sweep failed; trying again later", exc_info=True)
+    sweep_webhooks_once(settings)
+
+
+def sweep_webhooks_once(settings: Settings) -> None:
+    try:
+        webhooks.sweep(settings)
+    except Exception:
+        log.warning("webhook sweep failed; trying again later", exc_info=True)
 
 
 def sweep_leftovers_once(settings: Settings) -> None:
@@ -133,4 +142,20 @@ def start_background_reaper(settings: Settings | None = None) -> threading.Event
                 return
 
     threading.Thread(target=loop, name="modelpress-reaper", daemon=True).start()
+    return stop
+
+
+def start_webhook_sweeper(settings: Settings | None = None) -> threading.Event:
+    """The webhooks worker's sweep alone (lost and unsent deliveries) every
+    `reaper_interval_s`, in a daemon thread; set the event to stop it."""
+    settings = settings or get_settings()
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            sweep_webhooks_once(settings)
+            if stop.wait(settings.reaper_interval_s):
+                return
+
+    threading.Thread(target=loop, name="modelpress-webhook-sweeper", daemon=True).start()
     return stop

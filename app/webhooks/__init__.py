@@ -1,0 +1,1 @@
+"""Job webhooks: Standard Webhooks deliveries of a job's events, with retries and an outbox."""
