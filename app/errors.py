@@ -95,6 +95,14 @@ class JobNotFinishedProblem(ProblemError):
     status, code, title = 409, "job_not_finished", "Job not finished"
 
 
+class UploadAlreadyUsedProblem(ProblemError):
+    status, code, title = 409, "upload_already_used", "Upload already used"
+
+
+class UploadIncompleteProblem(ProblemError):
+    status, code, title = 422, "upload_incomplete", "Upload incomplete"
+
+
 class QuotaExceededProblem(ProblemError):
     status, code, title = 409, "quota_exceeded", "Quota exceeded"
 

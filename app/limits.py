@@ -28,6 +28,18 @@ router = APIRouter(tags=["service"])
 UPLOAD_ENDPOINTS = frozenset({("POST", "/v1/models"), ("POST", "/v1/datasets")})
 
 
+def _is_upload_content(method: str, path: str) -> bool:
+    """PUT /v1/uploads/{id}/content: a file's bytes, authorised by the token in its URL (no key),
+    capped by max_upload_bytes where it is received."""
+    parts = path.split("/")
+    return (
+        method == "PUT"
+        and len(parts) == 5
+        and parts[:3] == ["", "v1", "uploads"]
+        and (parts[4] == "content")
+    )
+
+
 @router.get("/v1/limits", operation_id="getLimits")
 def limits(settings: Annotated[Settings, Depends(get_settings)]) -> dict[str, Any]:
     """Every limit this deployment enforces, so clients can stay under them."""
@@ -95,11 +107,13 @@ class RequestGate:
         headers = Headers(scope=scope)
         path = scope["path"]
         is_api = path == "/v1" or path.startswith("/v1/")
-        if is_api and settings.auth_enabled and not _has_bearer_key(headers):
+        is_content = _is_upload_content(scope["method"], path)
+        if is_api and settings.auth_enabled and not is_content and not _has_bearer_key(headers):
             problem = UnauthorizedProblem("send an API key as 'Authorization: Bearer <key>'")
             await response_for(problem)(scope, receive, send)
             return
-        limit = None if (scope["method"], path) in UPLOAD_ENDPOINTS else settings.max_json_bytes
+        is_upload = is_content or (scope["method"], path) in UPLOAD_ENDPOINTS
+        limit = None if is_upload else settings.max_json_bytes
         declared = _declared_length(headers)
         if limit is not None and declared is not None and declared > limit:
             detail = BodyTooLargeError(limit).detail

@@ -20,6 +20,8 @@ from app.onnx_models.router import router as models_router
 from app.openapi import install_docs, operation_id
 from app.settings import get_settings
 from app.tenants.tables import DEFAULT_TENANT
+from app.uploads.router import content_router as upload_content_router
+from app.uploads.router import router as uploads_router
 from app.web.router import mount_static
 from app.web.router import router as web_router
 from app.webhooks import outbox as webhooks_outbox
@@ -60,10 +62,12 @@ def create_app() -> FastAPI:
     # Every /v1 endpoint needs a key (when keys are on), whether or not it reads the tenant.
     v1_routers = (
         limits.router, models_router, datasets_router, jobs_router, benchmarks_router,
-        webhooks_router,
+        webhooks_router, uploads_router,
     )  # fmt: skip
     for v1_router in v1_routers:
         app.include_router(v1_router, dependencies=[Depends(get_tenant_id)])
+    # The one /v1 endpoint without a key: the token in its URL authorises it.
+    app.include_router(upload_content_router)
     app.include_router(web_router)
     mount_static(app)
     install_docs(app)

@@ -96,6 +96,29 @@ class Settings(BaseSettings):
     leftover_sweep_interval_s: float = Field(
         default=600.0, gt=0, description="How often each worker sweeps for leftovers."
     )
+    upload_expiry_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="A direct upload (POST /v1/uploads) not registered this long after it began "
+        "expires; the leftover sweep removes what was staged for it.",
+    )
+    upload_part_bytes: int = Field(
+        default=64 * 1024**2,
+        ge=5 * 1024**2,
+        description="A direct upload to S3 larger than this is sent in parts of this size "
+        "(S3's smallest part is 5 MiB).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach the API at, for the upload URLs it hands out on "
+        "local storage; unset: the URL of the request.",
+    )
+    retention_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Models, datasets and finished jobs older than this many days are deleted "
+        "by the leftover sweep (never what a queued or running job uses); 0: kept forever.",
+    )
     job_memory_limit_mb: int = Field(
         default=8192, description="Address-space limit of the child process that runs a pass."
     )

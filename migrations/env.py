@@ -14,6 +14,7 @@ from app.jobs import tables as _jobs_tables  # noqa: F401 - registers the table
 from app.onnx_models import tables as _models_tables  # noqa: F401 - registers the table
 from app.settings import get_settings
 from app.tenants import tables as _tenants_tables  # noqa: F401 - registers the table
+from app.uploads import tables as _uploads_tables  # noqa: F401 - registers the table
 from app.webhooks import tables as _webhooks_tables  # noqa: F401 - registers the table
 
 config = context.config

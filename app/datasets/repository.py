@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +31,12 @@ def list_page(session: Session, page: PageRequest, *, tenant_id: str) -> Page[Da
 
 def referenced_storage_keys(session: Session, keys: Collection[str]) -> set[str]:
     return referenced_keys(session, DatasetTable.storage_key, keys)
+
+
+def list_created_before(session: Session, cutoff: datetime, limit: int = 500) -> list[DatasetTable]:
+    """Datasets of any tenant created before `cutoff`: what retention deletes."""
+    query = select(DatasetTable).where(DatasetTable.created_at < cutoff).limit(limit)
+    return list(session.scalars(query))
 
 
 def delete(session: Session, dataset: DatasetTable) -> None:

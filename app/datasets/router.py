@@ -12,7 +12,7 @@ from app.deps import PageQuery, SessionDep, StorageDep, TenantDep, located
 from app.errors import DatasetTooLargeProblem, InvalidDatasetProblem
 from app.idempotency.dependency import Idempotency, upload_idempotency
 from app.openapi import problems
-from app.uploads import Upload, receive_upload, upload_openapi
+from app.uploads.multipart import Upload, receive_upload, upload_openapi
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 

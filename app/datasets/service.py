@@ -10,7 +10,7 @@ from app.compression.graph import npz
 from app.compression.graph.analysis import TensorSpec
 from app.datasets import repository
 from app.datasets.tables import DatasetTable
-from app.db import call_after_commit, call_after_rollback, new_id
+from app.db import new_id
 from app.errors import (
     DatasetInUseProblem,
     DatasetMismatchProblem,
@@ -19,7 +19,8 @@ from app.errors import (
 )
 from app.jobs import repository as jobs_repository
 from app.storage import Storage
-from app.uploads import Upload, display_name
+from app.storage.objects import content_key, release_after_commit, store_object
+from app.uploads.multipart import Upload, display_name
 
 
 def create_from_upload(
@@ -33,9 +34,8 @@ def create_from_upload(
     except npz.DatasetError as exc:
         raise InvalidDatasetProblem(str(exc)) from exc
     dataset_id = new_id()
-    key = f"datasets/{dataset_id}/data.npz"
-    storage.put_file(key, received.path)
-    call_after_rollback(session, lambda: storage.delete(key))
+    key = content_key(received.sha256, "npz")
+    store_object(session, storage, key, received.path, staged_key=upload.staged_key)
     return repository.add(
         session,
         DatasetTable(
@@ -88,10 +88,15 @@ def get_for_model(
 
 
 def delete(session: Session, storage: Storage, dataset_id: str, *, tenant_id: str) -> None:
-    """Delete a dataset row, then its file once the deletion commits."""
+    """Delete a dataset no active job reads; its file goes once no row shares it."""
     dataset = get(session, dataset_id, tenant_id=tenant_id)
     if jobs_repository.count_active_for_dataset(session, dataset.id):
         raise DatasetInUseProblem("queued or running jobs read this dataset: cancel them first")
+    remove(session, storage, dataset)
+
+
+def remove(session: Session, storage: Storage, dataset: DatasetTable) -> None:
+    """Delete the row; its file goes after the commit unless another row shares it."""
     key = dataset.storage_key
     repository.delete(session, dataset)
-    call_after_commit(session, lambda: storage.delete(key))
+    release_after_commit(session, storage, key)

@@ -20,7 +20,7 @@ class DatasetTable(IdMixin, Base):
     name: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    storage_key: Mapped[str] = mapped_column(String(512))
+    storage_key: Mapped[str] = mapped_column(String(512), index=True)
     num_samples: Mapped[int] = mapped_column(Integer)
     arrays: Mapped[dict[str, Any]]
     has_labels: Mapped[bool] = mapped_column(Boolean)

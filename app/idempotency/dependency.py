@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from app.deps import SessionDep, TenantDep
 from app.idempotency import service
 from app.idempotency.service import StoredResponse
-from app.uploads import Upload
+from app.uploads.multipart import Upload
+from app.uploads.schemas import UploadRegistration
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +132,17 @@ def upload_idempotency(receive_upload: Any) -> Any:
         request: Request,
         session: SessionDep,
         tenant_id: TenantDep,
-        upload: Annotated[Upload, receive_upload],
+        upload: Annotated[Upload | UploadRegistration, receive_upload],
         key: KeyHeader = None,
     ) -> Iterator[Idempotency]:
-        fingerprint = service.upload_fingerprint(
-            file_sha256=upload.file.sha256,
-            filename=upload.file.filename,
-            fields={"name": upload.name},
-        )
+        if isinstance(upload, UploadRegistration):  # a direct upload registered as JSON
+            fingerprint = service.json_fingerprint(upload.model_dump_json().encode())
+        else:
+            fingerprint = service.upload_fingerprint(
+                file_sha256=upload.file.sha256,
+                filename=upload.file.filename,
+                fields={"name": upload.name},
+            )
         yield from _guard(request, session, tenant_id, key, fingerprint)
 
     return Depends(guard, scope="function")

@@ -16,6 +16,7 @@ from app.db import utcnow
 from app.jobs import transitions
 from app.jobs.lifecycle import (
     ACTIVE_STATES,
+    TERMINAL_STATES,
     IllegalTransitionError,
     JobKind,
     JobStatus,
@@ -301,3 +302,18 @@ def recent_metrics(session: Session, limit: int = 50) -> list[tuple[dict[str, An
         .limit(limit)
     )
     return [(m, at) for m, at in session.execute(query).tuples() if isinstance(m, dict)]
+
+
+def list_finished_before(session: Session, cutoff: datetime, limit: int = 500) -> list[JobTable]:
+    """Ended jobs of any tenant created before `cutoff`: what retention deletes."""
+    query = select(JobTable).where(
+        JobTable.created_at < cutoff,
+        JobTable.status.in_([s.value for s in TERMINAL_STATES]),
+        JobTable.parent_job_id.is_(None),  # a candidate goes with its auto job
+    )
+    return list(session.scalars(query.limit(limit)))
+
+
+def delete(session: Session, job: JobTable) -> None:
+    session.delete(job)
+    session.flush()

@@ -7,6 +7,7 @@ Lookups without it (by job, by storage key) serve the worker and file bookkeepin
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,15 +47,14 @@ def count_for_tenant(session: Session, *, tenant_id: str) -> int:
     return int(session.scalar(query) or 0)
 
 
-def count_with_storage_key(session: Session, storage_key: str) -> int:
-    """Rows of any tenant that share this stored file (a job's output may be shared)."""
-    return len(
-        session.scalars(select(ModelTable.id).where(ModelTable.storage_key == storage_key)).all()
-    )
-
-
 def referenced_storage_keys(session: Session, keys: Collection[str]) -> set[str]:
     return referenced_keys(session, ModelTable.storage_key, keys)
+
+
+def list_created_before(session: Session, cutoff: datetime, limit: int = 500) -> list[ModelTable]:
+    """Models of any tenant created before `cutoff`: what retention deletes."""
+    query = select(ModelTable).where(ModelTable.created_at < cutoff).limit(limit)
+    return list(session.scalars(query))
 
 
 def delete(session: Session, model: ModelTable) -> None:

@@ -3,50 +3,127 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from app.compression.graph import transport
 from app.deps import PageQuery, SessionDep, SettingsDep, StorageDep, TenantDep, located
-from app.errors import InvalidModelProblem, ModelTooLargeProblem
+from app.errors import (
+    InvalidModelProblem,
+    InvalidRequestProblem,
+    ModelTooLargeProblem,
+    NotFoundProblem,
+    ProblemError,
+    UploadAlreadyUsedProblem,
+    UploadIncompleteProblem,
+)
 from app.etag import NOT_MODIFIED_DOC, conditional
 from app.idempotency.dependency import Idempotency, upload_idempotency
 from app.onnx_models import repository, service
 from app.onnx_models.schemas import ModelAnalysisOut, ModelList, ModelOut
+from app.onnx_models.tables import ModelTable
 from app.openapi import problems
+from app.settings import Settings
+from app.storage import Storage
 from app.storage.base import iter_stream
-from app.uploads import Upload, receive_upload, upload_openapi
+from app.uploads import service as uploads_service
+from app.uploads.multipart import Upload, received_upload, upload_openapi
+from app.uploads.schemas import UploadRegistration
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
-UPLOAD_DOC = upload_openapi("An .onnx file")
-RECEIVE_MODEL = receive_upload(too_large=ModelTooLargeProblem, empty=InvalidModelProblem)
+UPLOAD_DOC = upload_openapi(
+    "An .onnx file, or a .zip of one with its external-data files",
+    json_schema=UploadRegistration.model_json_schema(),
+)
+# A registration's answers that leave its upload open: nothing was staged, or it is not ours.
+KEEPS_UPLOAD = (NotFoundProblem, UploadAlreadyUsedProblem, UploadIncompleteProblem)
+
+
+async def _receive_model(
+    request: Request,
+    settings: SettingsDep,
+    _tenant_id: TenantDep,  # resolved first: a caller without a valid key sends no file
+) -> AsyncIterator[Upload | UploadRegistration]:
+    """The model in the request: a multipart upload, or (as JSON) a direct upload to register."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        async with received_upload(
+            request, settings, too_large=ModelTooLargeProblem, empty=InvalidModelProblem
+        ) as upload:
+            yield upload
+        return
+    body = bytearray()
+    async for chunk in request.stream():  # this path is not capped by the request gate
+        body += chunk
+        if len(body) > settings.max_json_bytes:
+            raise InvalidRequestProblem(f"a JSON body is at most {settings.max_json_bytes} bytes")
+    try:
+        registration = UploadRegistration.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        raise InvalidRequestProblem(f"body: {exc.errors()[0]['msg']}") from exc
+    yield registration
+
+
+# scope="function": a multipart upload's temp file goes before the answer is sent, not after.
+RECEIVE_MODEL = Depends(_receive_model, scope="function")
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ModelOut,
-    responses=problems(409, 413, 415, 422, 507),
+    responses=problems(404, 409, 413, 415, 422, 507),
     openapi_extra=UPLOAD_DOC,
 )
 def upload_model(
     session: SessionDep,
     storage: StorageDep,
+    settings: SettingsDep,
     tenant_id: TenantDep,
-    upload: Annotated[Upload, RECEIVE_MODEL],
+    source: Annotated[Upload | UploadRegistration, RECEIVE_MODEL],
     response: Response,
     idempotency: Annotated[Idempotency, upload_idempotency(RECEIVE_MODEL)],
 ) -> ModelOut | Response:
-    """Upload an ONNX model (multipart `file`, optional `name`); validated before it is kept."""
+    """Upload an ONNX model (multipart `file`, optional `name`), or register a direct upload
+    (JSON `{"upload_id", "name"}`); validated before it is kept."""
     if (replayed := idempotency.replayed()) is not None:
         return replayed
-    model = service.create_from_upload(session, storage, upload, tenant_id=tenant_id)
+    if isinstance(source, UploadRegistration):
+        model = _register(session, storage, settings, source, tenant_id=tenant_id)
+    else:
+        model = service.create_from_upload(session, storage, source, tenant_id=tenant_id)
     out = located(response, f"/v1/models/{model.id}", ModelOut.model_validate(model))
     return idempotency.keep(response, out)
+
+
+def _register(
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    registration: UploadRegistration,
+    *,
+    tenant_id: str,
+) -> ModelTable:
+    """Register a direct upload; one refused is spent, its staged bytes deleted, and that is
+    committed even though the request fails."""
+    try:
+        return uploads_service.register_model(
+            session, storage, settings, registration, tenant_id=tenant_id
+        )
+    except KEEPS_UPLOAD:
+        raise
+    except ProblemError:
+        session.rollback()
+        uploads_service.discard(session, storage, registration.upload_id, tenant_id=tenant_id)
+        session.commit()
+        raise
 
 
 @router.get("", response_model=ModelList, responses=problems(422))

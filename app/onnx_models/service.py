@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.compression.graph import analysis, archive, transport
 from app.compression.graph.model_analysis import ModelAnalysis, analyze_model
 from app.compression.graph.model_info import ModelInfo
-from app.db import call_after_commit, call_after_rollback, new_id
+from app.db import new_id
 from app.errors import (
     InvalidModelProblem,
     ModelInUseProblem,
@@ -30,7 +30,8 @@ from app.onnx_models.tables import ModelTable
 from app.onnx_models.validation import validate_model_file
 from app.settings import get_settings
 from app.storage import Storage
-from app.uploads import ReceivedFile, Upload, display_name
+from app.storage.objects import content_key, release_after_commit, store_object
+from app.uploads.multipart import ReceivedFile, Upload, display_name
 
 log = logging.getLogger(__name__)
 # Succeeded jobs whose measurements tell which hosts the workers run on.
@@ -94,7 +95,7 @@ def create_from_upload(
         )
     model_id = new_id()
     packaging = "zip" if _is_archive(received) else "onnx"
-    key = f"models/{model_id}/model.{packaging}"
+    key = content_key(received.sha256, packaging)
     with tempfile.TemporaryDirectory(dir=received.path.parent, prefix="unpacked-") as unpacked:
         model_path = received.path
         if packaging == "zip":
@@ -109,9 +110,8 @@ def create_from_upload(
         row = _row_from_file(
             model_id, display, file, checked.info, checked.analysis, tenant_id=tenant_id
         )
-    storage.put_file(key, received.path)
-    # If the row never commits, the stored object must not outlive it.
-    call_after_rollback(session, lambda: storage.delete(key))
+    # Same bytes, same object: a second upload of a file adds a row, not a copy.
+    store_object(session, storage, key, received.path, staged_key=upload.staged_key)
     return repository.add(session, row)
 
 
@@ -211,8 +211,7 @@ def remove(session: Session, storage: Storage, model: ModelTable) -> None:
     """Delete the row; its file goes after the commit unless another row shares it."""
     key = model.storage_key
     repository.delete(session, model)
-    if repository.count_with_storage_key(session, key) == 0:
-        call_after_commit(session, lambda: storage.delete(key))
+    release_after_commit(session, storage, key)
 
 
 def remove_output_of(session: Session, storage: Storage, job_id: str) -> bool:

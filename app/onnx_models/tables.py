@@ -20,7 +20,7 @@ class ModelTable(IdMixin, Base):
     name: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    storage_key: Mapped[str] = mapped_column(String(512))
+    storage_key: Mapped[str] = mapped_column(String(512), index=True)
     format: Mapped[str] = mapped_column(String(16), default="onnx")
     # "onnx": one file; "zip": the .onnx with its external-data files, as uploaded or produced.
     packaging: Mapped[str] = mapped_column(String(8), default="onnx", server_default=text("'onnx'"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from app.pipeline.sandbox import run_in_child
 from app.pipeline.sandbox_protocol import PassRequest
 from app.settings import Settings, get_settings
 from app.storage import Storage, get_storage
+from app.storage.objects import content_key, store_object
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +58,6 @@ def _inputs(job: JobTable) -> CompressInputs | None:
             calibration_key=calibration.storage_key if calibration else None,
             calibration_sha256=calibration.sha256 if calibration else None,
         )
-
-
-def output_key(job: JobTable, inputs: CompressInputs) -> str:
-    """The job's own key: a retry of the job overwrites its object, and no two jobs (of one
-    tenant or of two) share one, so deleting one output can never take another's file."""
-    recipe = Recipe.model_validate(job.recipe)
-    extra = [inputs.calibration_sha256, job.input_shapes, job.id]
-    if job.input_values:
-        extra.append(job.input_values)
-    extra_json = json.dumps(extra, sort_keys=True)
-    digest = hashlib.sha256(f"{recipe.fingerprint()}:{extra_json}".encode()).hexdigest()
-    return f"outputs/{inputs.model.sha256}/{job.id}-{digest}"
 
 
 def _run_passes(
@@ -118,14 +105,19 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
         output, reports = _run_passes(job, source, workdir, context, settings)
         frame.progress(job.id, "store", 0.75)
         stored, packaging = frame.package_output(output)
-        key = f"{output_key(job, inputs)}.{packaging}"
-        storage.put_file(key, stored)
+        # Keyed by content, like every stored file: a retry that writes the same bytes finds its
+        # object in place, and two jobs with one result share one object.
+        sha256 = frame.sha256_of(stored)
+        key = content_key(sha256, packaging)
         warnings = [w for r in reports for w in r.get("warnings", [])]
         try:
             with session_scope() as session:
+                # A rollback below (a cancel meanwhile, an invalid output, any error) frees the
+                # object again unless another row shares it.
+                store_object(session, storage, key, stored)
                 file = models_service.ModelFile(
                     model_path=output, stored_path=stored, packaging=packaging,
-                    sha256=frame.sha256_of(stored), key=key,
+                    sha256=sha256, key=key,
                 )  # fmt: skip
                 models_service.record_output(
                     session, file, tenant_id=job.tenant_id,
@@ -136,14 +128,11 @@ def _compress(job: JobTable, inputs: CompressInputs, storage: Storage, settings:
                     session, job.id, {"passes": reports, "warnings": warnings}
                 ):
                     raise JobCanceled(job.id)  # rolls back the output row
-        except (JobCanceled, InvalidModelProblem) as exc:
-            storage.delete(key)  # the job's own object, and its row rolled back
-            if isinstance(exc, InvalidModelProblem):
-                # onnxruntime ran it, but the ONNX checker refuses to record it as a model.
-                raise StageError(
-                    "invalid_output", f"the passes wrote a model that is not valid ONNX: {exc}"
-                ) from exc
-            raise
+        except InvalidModelProblem as exc:
+            # onnxruntime ran it, but the ONNX checker refuses to record it as a model.
+            raise StageError(
+                "invalid_output", f"the passes wrote a model that is not valid ONNX: {exc}"
+            ) from exc
 
 
 def run_compress(

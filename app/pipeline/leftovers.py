@@ -4,8 +4,9 @@ A process killed mid-work runs no cleanup: an API killed mid-upload leaves its s
 `upload-*.part` file (and `unpacked-*` folder of a zip), a killed worker its job's work folders
 (`job-*`, `bench-*`, `modelpress-child-*`, ONNX Runtime's `pre.quant.*` and `ort.quant.*`,
 `mp-rss-*`), a crash between storing a file and committing its row an object that no row
-names, and a crash mid-upload to S3 an unfinished multipart upload. The reaper of every worker
-runs `sweep_leftovers` every `leftover_sweep_interval_s`.
+names, and a crash mid-upload to S3 an unfinished multipart upload. Direct uploads that expired
+go with what they staged, and with `retention_days` set old rows go too (`retention.py`). The
+reaper of every worker runs `sweep_leftovers` every `leftover_sweep_interval_s`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -23,9 +24,13 @@ from pathlib import Path
 from app.datasets import repository as datasets_repository
 from app.db import session_scope, utcnow
 from app.onnx_models import repository as models_repository
+from app.pipeline.retention import RetentionReport, sweep_retention
 from app.settings import Settings
 from app.storage import Storage, StoredObject
-from app.uploads import upload_tmp_dir
+from app.storage.objects import free_object
+from app.uploads import repository as uploads_repository
+from app.uploads import service as uploads_service
+from app.uploads.multipart import upload_tmp_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +45,11 @@ TEMP_LEFTOVERS = (
     "ort.quant.*",
     "mp-rss-*",
 )
-# The key prefixes of stored files; every stored file belongs to a model or a dataset row.
-STORED_PREFIXES = ("models/", "outputs/", "datasets/")
+# The key prefixes of stored files; every stored file belongs to a model or a dataset row
+# (`objects/`: content-addressed, shared; the others: keys of one row each, from before), or
+# is staged for a direct upload (`uploads/`).
+STORED_PREFIXES = ("objects/", "models/", "outputs/", "datasets/")
+STAGING_PREFIX = "uploads/"
 # Celery kills a task this long after its soft limit: no work runs longer than the limit plus it.
 HARD_LIMIT_MARGIN_S = 60
 
@@ -51,6 +59,8 @@ class SweepReport:
     temp_entries: int = 0
     stored_objects: int = 0
     multipart_uploads: int = 0
+    expired_uploads: int = 0
+    retention: RetentionReport = field(default_factory=RetentionReport)
 
 
 def temp_folders(settings: Settings) -> list[Path]:
@@ -71,10 +81,19 @@ def sweep_leftovers(
     for folder in temp_folders(settings) if folders is None else folders:
         report.temp_entries += sweep_temp_folder(folder, now - work_grace)
     try:
+        with session_scope() as session:
+            report.expired_uploads = uploads_service.remove_expired(session, storage, now)
         report.stored_objects = sweep_unreferenced_objects(storage, now - grace)
-        report.multipart_uploads = storage.abort_stale_multipart(now - grace)
+        report.stored_objects += sweep_unstaged_uploads(storage, now - grace)
+        # A direct upload in parts may go on until it expires; never abort one before that.
+        upload_grace = max(grace, timedelta(seconds=settings.upload_expiry_s))
+        report.multipart_uploads = storage.abort_stale_multipart(now - upload_grace)
     except Exception:
         log.warning("the leftover sweep of storage failed; trying again later", exc_info=True)
+    try:
+        report.retention = sweep_retention(settings, storage, now)
+    except Exception:
+        log.warning("the retention sweep failed; trying again later", exc_info=True)
     if report.temp_entries or report.stored_objects or report.multipart_uploads:
         log.info("removed leftovers: %s", report)
     return report
@@ -131,9 +150,25 @@ def sweep_unreferenced_objects(storage: Storage, older_than: datetime) -> int:
                 keys -= models_repository.referenced_storage_keys(session, keys)
                 keys -= datasets_repository.referenced_storage_keys(session, keys)
             for key in sorted(keys):
-                log.warning("removing stored file %s: no row refers to it", key)
-                storage.delete(key)
-                removed += 1
+                # Counted again under the object's lock: the same bytes may be being stored.
+                if free_object(storage, key):
+                    log.warning("removed stored file %s: no row refers to it", key)
+                    removed += 1
+    return removed
+
+
+def sweep_unstaged_uploads(storage: Storage, older_than: datetime) -> int:
+    """Delete staged direct uploads whose upload row is gone (an expired one's row and object
+    go together; this takes what a crash between the two left)."""
+    removed = 0
+    old = (o for o in storage.list_objects(STAGING_PREFIX) if o.modified < older_than)
+    for batch in _batches(old, 500):
+        keys = {o.key for o in batch}
+        with session_scope() as session:
+            keys -= uploads_repository.live_staging_keys(session, sorted(keys))
+        for key in sorted(keys):
+            storage.delete(key)
+            removed += 1
     return removed
 
 

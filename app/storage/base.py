@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,6 +68,36 @@ class Storage(ABC):
         with self.open(key) as src, path.open("wb") as dst:
             while chunk := src.read(CHUNK_SIZE):
                 dst.write(chunk)
+
+    def move(self, source: str, target: str) -> None:
+        """Store the object under `source` under `target` instead (without a round trip through
+        this process where the backend can)."""
+        with tempfile.TemporaryDirectory(prefix="move-") as tmp:
+            local = Path(tmp) / "object"
+            self.download_to(source, local)
+            self.put_file(target, local)
+        self.delete(source)
+
+    def presign_put(self, key: str, expires_s: int, *, content_type: str) -> str | None:
+        """A time-limited URL a client can PUT the object's bytes to (with `content_type`), or
+        None when the backend has none."""
+        return None
+
+    def begin_multipart(self, key: str) -> str:
+        """Start a multipart upload to `key`; its id."""
+        raise StorageError("this storage has no multipart uploads")
+
+    def presign_part(self, key: str, multipart_id: str, part_number: int, expires_s: int) -> str:
+        """A time-limited URL a client can PUT one part of a multipart upload to."""
+        raise StorageError("this storage has no multipart uploads")
+
+    def complete_multipart(self, key: str, multipart_id: str, etags: list[tuple[int, str]]) -> None:
+        """Join the parts (part number, ETag) into the object under `key`."""
+        raise StorageError("this storage has no multipart uploads")
+
+    def abort_multipart(self, key: str, multipart_id: str) -> None:
+        """Drop an unfinished multipart upload and its parts; an unknown one is not an error."""
+        return None  # no multipart uploads here: nothing to drop
 
     @abstractmethod
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:

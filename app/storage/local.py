@@ -51,6 +51,14 @@ class LocalStorage(Storage):
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def move(self, source: str, target: str) -> None:
+        path = self._path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(self._path(source), path)  # one folder tree: a rename, atomic
+        except FileNotFoundError as exc:
+            raise StorageError(f"no object under {source!r}") from exc
+
     def open(self, key: str) -> BinaryIO:
         try:
             return self._path(key).open("rb")

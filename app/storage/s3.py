@@ -14,6 +14,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from app.storage.base import Storage, StorageError, StoredObject
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+# What a client's wrong part list earns on completion, as opposed to the store failing.
+_CLIENT_PART_ERRORS = {
+    "InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload", "MalformedXML",
+}  # fmt: skip
 
 
 class S3Storage(Storage):
@@ -97,6 +101,69 @@ class S3Storage(Storage):
             str,
             self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s),
         )
+
+    def move(self, source: str, target: str) -> None:
+        try:
+            # A copy inside the store (in parts above boto3's threshold), then the source goes.
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": self._key(source)}, self.bucket, self._key(target)
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 copy of {source!r} to {target!r} failed: {exc}") from exc
+        self.delete(source)
+
+    def presign_put(self, key: str, expires_s: int, *, content_type: str) -> str | None:
+        params = {"Bucket": self.bucket, "Key": self._key(key), "ContentType": content_type}
+        return cast(
+            str,
+            self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_s),
+        )
+
+    def begin_multipart(self, key: str) -> str:
+        try:
+            started = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"S3 multipart start of {key!r} failed: {exc}") from exc
+        return str(started["UploadId"])
+
+    def presign_part(self, key: str, multipart_id: str, part_number: int, expires_s: int) -> str:
+        params = {
+            "Bucket": self.bucket,
+            "Key": self._key(key),
+            "UploadId": multipart_id,
+            "PartNumber": part_number,
+        }
+        return cast(
+            str,
+            self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_s),
+        )
+
+    def complete_multipart(self, key: str, multipart_id: str, etags: list[tuple[int, str]]) -> None:
+        parts = [{"PartNumber": number, "ETag": etag} for number, etag in etags]
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=multipart_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _CLIENT_PART_ERRORS:
+                raise ValueError(f"the parts do not complete the upload: {exc}") from exc
+            raise StorageError(f"S3 multipart completion of {key!r} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 multipart completion of {key!r} failed: {exc}") from exc
+
+    def abort_multipart(self, key: str, multipart_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), UploadId=multipart_id
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                raise StorageError(f"S3 multipart abort of {key!r} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 multipart abort of {key!r} failed: {exc}") from exc
 
     def list_objects(self, prefix: str) -> Iterator[StoredObject]:
         strip = len(self._key(""))

@@ -98,7 +98,7 @@ def test_the_sweep_removes_old_leftovers_and_keeps_what_is_used(
     time.sleep(2.5)
     _stored(storage, tmp_path, "models/young/model.onnx")  # its row is being committed now
 
-    settings = Settings(leftover_grace_s=1.5, job_time_limit_s=60)
+    settings = Settings(leftover_grace_s=1.5, job_time_limit_s=60, upload_expiry_s=1.5)
     report = sweep_leftovers(settings, storage, folders=[temp])
 
     assert not [path.name for path in old_leftovers if path.exists()]

@@ -203,9 +203,12 @@ async def receive_multipart(
     return form
 
 
-def upload_openapi(file_description: str) -> dict[str, Any]:
-    """OpenAPI for a streamed multipart upload (FastAPI cannot infer it from a raw request)."""
-    return {
+def upload_openapi(
+    file_description: str, json_schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """OpenAPI for a streamed multipart upload (FastAPI cannot infer it from a raw request), and
+    for the JSON body the endpoint also takes, when it does."""
+    doc: dict[str, Any] = {
         "requestBody": {
             "required": True,
             "content": {
@@ -226,6 +229,9 @@ def upload_openapi(file_description: str) -> dict[str, Any]:
             },
         }
     }
+    if json_schema is not None:
+        doc["requestBody"]["content"]["application/json"] = {"schema": json_schema}
+    return doc
 
 
 @dataclass
@@ -234,6 +240,37 @@ class Upload:
 
     file: ReceivedFile
     name: str | None
+    # A direct upload's object in storage holding the same bytes as `file`, moved into place
+    # rather than uploaded again.
+    staged_key: str | None = None
+
+
+@contextlib.asynccontextmanager
+async def received_upload(
+    request: Request,
+    settings: Settings,
+    *,
+    too_large: type[ProblemError],
+    empty: type[ProblemError],
+) -> AsyncIterator[Upload]:
+    """The request's multipart upload, its temp file removed on leaving."""
+    form = await receive_multipart(
+        request,
+        file_field="file",
+        max_file_bytes=settings.max_upload_bytes,
+        tmp_dir=upload_tmp_dir(settings),
+        too_large=too_large,
+    )
+    try:
+        if form.file is None:
+            raise InvalidRequestProblem(
+                "file: a multipart part named 'file' with a filename is required"
+            )
+        if form.file.size_bytes == 0 or not form.file.sha256:
+            raise empty("the uploaded file is empty or was cut off")
+        yield Upload(form.file, form.fields.get("name"))
+    finally:
+        form.discard()
 
 
 def receive_upload(*, too_large: type[ProblemError], empty: type[ProblemError]) -> Any:
@@ -249,23 +286,8 @@ def receive_upload(*, too_large: type[ProblemError], empty: type[ProblemError]) 
         settings: SettingsDep,
         _tenant_id: TenantDep,  # resolved first: a caller without a valid key sends no file
     ) -> AsyncIterator[Upload]:
-        form = await receive_multipart(
-            request,
-            file_field="file",
-            max_file_bytes=settings.max_upload_bytes,
-            tmp_dir=upload_tmp_dir(settings),
-            too_large=too_large,
-        )
-        try:
-            if form.file is None:
-                raise InvalidRequestProblem(
-                    "file: a multipart part named 'file' with a filename is required"
-                )
-            if form.file.size_bytes == 0 or not form.file.sha256:
-                raise empty("the uploaded file is empty or was cut off")
-            yield Upload(form.file, form.fields.get("name"))
-        finally:
-            form.discard()
+        async with received_upload(request, settings, too_large=too_large, empty=empty) as upload:
+            yield upload
 
     # scope="function": the temp file goes before the answer is sent, not after.
     return Depends(receive, scope="function")

@@ -1,0 +1,1 @@
+"""Uploads: multipart request bodies streamed to disk, and direct uploads to storage."""
