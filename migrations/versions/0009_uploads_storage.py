@@ -1,7 +1,7 @@
 """direct uploads; indexes for counting the rows that share a stored object
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-04 10:00:00.000000
 """
 
