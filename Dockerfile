@@ -14,9 +14,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app/ app/
 COPY worker/ worker/
+# The SDK is the modelpress-sdk the CLI depends on: installed from its folder in the same run.
+COPY sdk/ sdk/
 # The cache mount keeps wheels across rebuilds without baking them into a layer.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install --upgrade pip && pip install .
+    pip install --upgrade pip && pip install ./sdk .
 
 # ---- runtime: the venv plus the source tree, nothing else ----
 FROM python:3.11-slim AS runtime

@@ -10,11 +10,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# ./sdk goes in with the server: it is the modelpress-sdk that the CLI depends on.
+$(VENV)/.installed: pyproject.toml sdk/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -c "import app, worker, onnxruntime, celery, fastapi"
+	$(PY) -m pip install -q -e ./sdk -e '.[dev]'
+	$(PY) -c "import app, worker, modelpress_sdk, onnxruntime, celery, fastapi"
 	touch $@
 
 # Start Postgres and Redis when they are not answering (they normally run already).

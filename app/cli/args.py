@@ -7,6 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+# Defaults the parser shows; kept here so that building it loads no HTTP client.
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_PRESET = "int8-dynamic"
+DEFAULT_RETRY_FOR_S = 300.0
+
 
 def parse_input_shape(text: str) -> tuple[str, list[int]]:
     """Parse `name=1,3,224,224` into ("name", [1, 3, 224, 224])."""
@@ -64,32 +69,3 @@ def parse_recipe(text: str) -> dict[str, Any]:
             f'{source} must be {{"passes": [...]}} or a list of passes'
         )
     return value
-
-
-def build_job_payload(
-    model_id: str,
-    preset: str | None,
-    recipe: dict[str, Any] | None,
-    input_shapes: dict[str, list[int]] | None = None,
-    benchmark: dict[str, int] | None = None,
-    *,
-    objective: dict[str, Any] | None = None,
-    datasets: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The POST /v1/jobs body: exactly one of preset / recipe, optional extras (datasets by
-    field name: calibration_dataset_id, eval_dataset_id)."""
-    if (preset is None) == (recipe is None):
-        raise ValueError("give exactly one of preset / recipe")
-    payload: dict[str, Any] = {"model_id": model_id}
-    if recipe is not None:
-        payload["recipe"] = recipe
-    else:
-        payload["preset"] = preset
-    if input_shapes:
-        payload["input_shapes"] = input_shapes
-    if benchmark:
-        payload["benchmark"] = benchmark
-    if objective:
-        payload["objective"] = objective
-    payload.update(datasets or {})
-    return payload

@@ -1,4 +1,4 @@
-"""The client subcommands: `compress` (check, upload, create, wait, download) and `status`."""
+"""The job subcommands: `compress` (check, upload, create, wait, download) and `status`."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from modelpress_sdk import ApiError, Client, Job, Model
 from pydantic import ValidationError
 
-from app.cli.args import build_job_payload, shapes_to_dict
-from app.cli.client import ApiError, Client
+from app.cli.args import DEFAULT_PRESET, shapes_to_dict
 from app.cli.interrupts import HeldInterrupt, Interrupted
-from app.cli.output import outcome_lines, summary
+from app.cli.output import outcome_lines, summary, to_dict
 from app.cli.polling import fetch_job_patiently, wait_for_job
 from app.compression.passes.recipes import Recipe
 
 EXIT_OK, EXIT_JOB_FAILED = 0, 1
-DEFAULT_PRESET = "int8-dynamic"
 AUTO_PRESET = "auto"
 
 
@@ -59,44 +58,50 @@ def cmd_compress(args: argparse.Namespace, client: Client) -> int:
     }
     datasets = upload_datasets(client, calibration=args.calibration, eval=args.eval)
 
-    def payload_for(model_id: str) -> dict[str, Any]:
-        return build_job_payload(
-            model_id, preset, args.recipe, shapes, bench, objective=objective, datasets=datasets
+    def create_job(model_id: str) -> Job:
+        return client.compress(
+            model_id,
+            preset,
+            args.recipe,
+            calibration=datasets.get("calibration"),
+            evaluation=datasets.get("eval"),
+            input_shapes=shapes or None,
+            objective=objective or None,
+            benchmark=bench or None,
         )
 
-    job = upload_and_create_job(client, args.model, args.name, shapes, payload_for)
-    job_id = str(job["id"])
+    job = upload_and_create_job(client, args.model, args.name, shapes, create_job)
     if not (args.wait or args.output):
-        print(f"follow it with: modelpress status {job_id} --wait", file=sys.stderr)
-        return report(job, args.json)
+        print(f"follow it with: modelpress status {job.id} --wait", file=sys.stderr)
+        return report(to_dict(job), args.json)
     job = wait_interruptibly(client, job, args)
-    no_recommendation = job.get("kind") == AUTO_PRESET and not job.get("output_model_id")
-    if job.get("status") == "succeeded" and args.output and no_recommendation:
+    no_recommendation = job.kind == AUTO_PRESET and not job.output_model_id
+    if job.status == "succeeded" and args.output and no_recommendation:
         print(f"nothing written to {args.output}: no recommendation", file=sys.stderr)
-        return report(job, args.json)
-    if job.get("status") == "succeeded" and args.output:
-        if not job.get("output_model_id"):
+        return report(to_dict(job), args.json)
+    if job.status == "succeeded" and args.output:
+        if not job.output_model_id:
             raise ApiError(200, "bad_response", "job succeeded without an output_model_id")
         try:
-            size = client.download_model(str(job["output_model_id"]), args.output)
+            written = client.download_model(job.output_model_id, args.output)
         except KeyboardInterrupt:
             raise Interrupted(
-                f"download stopped; job {job_id} succeeded, its output is model "
-                f"{job['output_model_id']}"
+                f"download stopped; job {job.id} succeeded, its output is model "
+                f"{job.output_model_id}"
             ) from None
-        print(f"wrote {args.output} ({size} bytes)", file=sys.stderr)
-    return report(job, args.json)
+        print(f"wrote {written} ({written.stat().st_size} bytes)", file=sys.stderr)
+    return report(to_dict(job), args.json)
 
 
 def cmd_status(args: argparse.Namespace, client: Client) -> int:
     """Show one job, optionally waiting for it to finish."""
     if not args.wait:
-        return report(client.get_job(args.job_id), args.json)
+        return report(to_dict(client.get_job(args.job_id)), args.json)
     try:
         job = fetch_job_patiently(client, args.job_id, args.retry_for, args.interval)
     except KeyboardInterrupt:
         raise Interrupted("stopped before the job was shown") from None
-    return report(wait_interruptibly(client, job, args), args.json)
+    return report(to_dict(wait_interruptibly(client, job, args)), args.json)
 
 
 def report(job: dict[str, Any], as_json: bool) -> int:
@@ -114,23 +119,23 @@ def report(job: dict[str, Any], as_json: bool) -> int:
 
 
 def upload_datasets(client: Client, **paths: Path | None) -> dict[str, str]:
-    """Upload --calibration and --eval; the job fields naming them."""
+    """Upload --calibration and --eval; their dataset ids by option name."""
     ids: dict[str, str] = {}
-    for field, path in paths.items():
+    for option, path in paths.items():
         if path is not None:
             dataset = client.upload_dataset(path)
-            print(f"uploaded {path.name} as dataset {dataset['id']}", file=sys.stderr)
-            ids[f"{field}_dataset_id"] = str(dataset["id"])
+            print(f"uploaded {path.name} as dataset {dataset.id}", file=sys.stderr)
+            ids[option] = dataset.id
     return ids
 
 
-def wait_interruptibly(client: Client, job: dict[str, Any], args: argparse.Namespace) -> Any:
+def wait_interruptibly(client: Client, job: Job, args: argparse.Namespace) -> Job:
     try:
         return wait_for_job(client, job, args.interval, args.retry_for)
     except KeyboardInterrupt:
         # Ctrl-C stops watching, not the job: say how to pick it up again.
         raise Interrupted(
-            f"stopped waiting; the job keeps running: modelpress status {job['id']} --wait"
+            f"stopped waiting; the job keeps running: modelpress status {job.id} --wait"
         ) from None
 
 
@@ -148,7 +153,7 @@ def check_preset_or_recipe(
             )
             raise UsageError(f"invalid recipe: {problems}") from None
         return
-    names = client.preset_names()
+    names = [p.name for p in client.presets()]
     if preset not in names:
         raise UsageError(f"unknown preset {preset!r}; known: {', '.join(sorted(names))}")
 
@@ -158,52 +163,50 @@ def upload_and_create_job(
     path: Path,
     name: str | None,
     shapes: dict[str, list[int]],
-    payload_for: Callable[[str], dict[str, Any]],
-) -> dict[str, Any]:
+    create_job: Callable[[str], Job],
+) -> Job:
     """Upload the model and create its job; on refusal or Ctrl-C, leave no upload behind."""
     notice = "stopping once the server answers, to leave nothing behind (Ctrl-C again: now)"
     with HeldInterrupt(notice) as held:
         print(f"uploading {path.name} ({path.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
         try:
-            model = client.upload_model(path, name, before_read=held.raise_if_pending)
+            model = client.upload_model(
+                path, name, progress=lambda sent, total: held.raise_if_pending()
+            )
         except KeyboardInterrupt:
             if held.forced:
                 raise Interrupted(
                     "stopped during the upload; the server may have stored it (GET /v1/models)"
                 ) from None
             raise Interrupted("stopped during the upload; nothing was stored") from None
-        model_id = str(model["id"])
-        print(f"uploaded {path.name} as model {model_id}", file=sys.stderr)
+        print(f"uploaded {path.name} as model {model.id}", file=sys.stderr)
         if held.pending:
-            _drop_upload(client, model_id)
+            _drop_upload(client, model.id)
             raise Interrupted("stopped after the upload; it was deleted and no job was created")
         _check_input_names(client, model, shapes)
         try:
-            job = client.create_job(payload_for(model_id))
+            job = create_job(model.id)
         except ApiError:
-            _drop_upload(client, model_id)  # the job was refused: its upload is of no use
+            _drop_upload(client, model.id)  # the job was refused: its upload is of no use
             raise
         except KeyboardInterrupt:
             raise Interrupted(
-                f"stopped while creating the job; model {model_id} may have one (GET /v1/jobs)"
+                f"stopped while creating the job; model {model.id} may have one (GET /v1/jobs)"
             ) from None
-        print(f"created job {job['id']}", file=sys.stderr)
+        print(f"created job {job.id}", file=sys.stderr)
         if held.pending:
             raise Interrupted(
-                f"stopped; job {job['id']} was created and keeps running: "
-                f"modelpress status {job['id']} --wait"
+                f"stopped; job {job.id} was created and keeps running: "
+                f"modelpress status {job.id} --wait"
             )
     return job
 
 
-def _check_input_names(client: Client, model: dict[str, Any], shapes: dict[str, list[int]]) -> None:
-    inputs = model.get("inputs")
-    if not shapes or not isinstance(inputs, list):
-        return
-    known = [str(spec.get("name")) for spec in inputs if isinstance(spec, dict)]
+def _check_input_names(client: Client, model: Model, shapes: dict[str, list[int]]) -> None:
+    known = [spec.name for spec in model.inputs]
     unknown = [name for name in shapes if name not in known]
     if unknown:
-        _drop_upload(client, str(model["id"]))
+        _drop_upload(client, model.id)
         raise UsageError(
             f"--input-shape: the model has no input named {', '.join(map(repr, unknown))}; "
             f"its inputs: {', '.join(known)}"

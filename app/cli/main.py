@@ -7,16 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-import httpx
-
 from app.cli import admin, supervisor
-from app.cli.args import parse_input_shape, parse_recipe
-from app.cli.client import DEFAULT_URL, ApiError, Client
-from app.cli.commands import DEFAULT_PRESET, UsageError, cmd_compress, cmd_status
-from app.cli.interrupts import Interrupted
-from app.cli.polling import DEFAULT_RETRY_FOR_S
-
-EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+from app.cli.args import (
+    DEFAULT_PRESET,
+    DEFAULT_RETRY_FOR_S,
+    DEFAULT_URL,
+    parse_input_shape,
+    parse_recipe,
+)
 
 
 def _server_options(*, defaults: bool) -> argparse.ArgumentParser:
@@ -108,6 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
     stat.add_argument("job_id")
     _add_wait_flags(stat)
 
+    cancel = sub.add_parser("cancel", help="cancel a queued or running job", parents=[server])
+    cancel.add_argument("job_id")
+    cancel.add_argument("--json", action="store_true", help="print the job as JSON")
+
+    lst = sub.add_parser("list", help="list the newest jobs (or models)", parents=[server])
+    lst.add_argument("--models", action="store_true", help="list models instead of jobs")
+    lst.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "canceled"])
+    lst.add_argument("--model", metavar="MODEL_ID", help="only the jobs of this model")
+    lst.add_argument(
+        "--limit", type=int, default=20, help="at most this many (default %(default)s)"
+    )
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    down = sub.add_parser(
+        "download", help="download a job's output model, or a model by id", parents=[server]
+    )
+    down.add_argument("id", metavar="JOB_OR_MODEL_ID")
+    down.add_argument(
+        "-o", "--output", type=Path, help="file or folder to write (default ./<model id>.onnx)"
+    )
+    down.add_argument(
+        "--zstd", action="store_true", help="fetch it zstd-coded for transport (.onnx.zst)"
+    )
+
     srv = sub.add_parser("serve", help="run the API, web form and a worker on this machine")
     srv.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     srv.add_argument(
@@ -156,26 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return supervisor.run(args)
 
-    try:
-        with Client(args.url, api_key=args.api_key) as client:
-            if args.command == "compress":
-                return cmd_compress(args, client)
-            return cmd_status(args, client)
-    except UsageError as exc:
-        print(f"error [usage]: {exc}", file=sys.stderr)
-    except ApiError as exc:
-        print(f"error [{exc.code}] (HTTP {exc.status}): {exc.detail}", file=sys.stderr)
-    except httpx.TransportError as exc:
-        print(f"error [connection]: cannot reach ModelPress at {args.url}: {exc}", file=sys.stderr)
-    except OSError as exc:
-        print(f"error [io]: {exc}", file=sys.stderr)
-    except Interrupted as exc:
-        print(f"interrupted: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_ERROR
+    # The SDK (httpx, pydantic) loads only for the commands that talk to a server.
+    from app.cli.remote import run
+
+    return run(args)
 
 
 if __name__ == "__main__":

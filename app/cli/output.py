@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 BAR_WIDTH = 30
+
+
+def to_dict(answer: BaseModel) -> dict[str, Any]:
+    """An SDK object as the JSON the server sent (fields it left out stay out)."""
+    return answer.model_dump(mode="json", exclude_unset=True)
 
 
 def progress_line(job: dict[str, Any]) -> str:
@@ -117,3 +124,28 @@ def _warnings(job: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
     found = [*(job.get("warnings") or []), *(metrics.get("warnings") or [])]
     texts = [str(w.get("message", w)) if isinstance(w, dict) else str(w) for w in found]
     return list(dict.fromkeys(texts))
+
+
+def jobs_table(jobs: list[dict[str, Any]]) -> list[str]:
+    """One line per job: id, status, kind, creation time, model -> output model."""
+    lines = [f"{'job':37}{'status':11}{'kind':11}{'created (UTC)':21}model -> output"]
+    for job in jobs:
+        created = str(job.get("created_at") or "")[:19].replace("T", " ")
+        lines.append(
+            f"{job.get('id')!s:37}{job.get('status')!s:11}{job.get('kind')!s:11}{created:21}"
+            f"{job.get('model_id') or '-'} -> {job.get('output_model_id') or '-'}"
+        )
+    return lines
+
+
+def models_table(models: list[dict[str, Any]]) -> list[str]:
+    """One line per model: id, size, creation time, name and the job that made it."""
+    lines = [f"{'model':37}{'size':>12}  {'created (UTC)':21}name"]
+    for model in models:
+        created = str(model.get("created_at") or "")[:19].replace("T", " ")
+        made_by = f"  (job {model['job_id']})" if model.get("job_id") else ""
+        lines.append(
+            f"{model.get('id')!s:37}{_size(model.get('size_bytes')):>12}  {created:21}"
+            f"{model.get('name')}{made_by}"
+        )
+    return lines

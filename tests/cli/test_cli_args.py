@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
-from app.cli.args import build_job_payload, parse_input_shape, parse_recipe, shapes_to_dict
-from app.cli.client import ApiError, Client, parse_retry_after
+from app.cli.args import parse_input_shape, parse_recipe, shapes_to_dict
 from app.cli.main import build_parser, main
-from app.cli.output import progress_line, summary
+from app.cli.output import jobs_table, models_table, progress_line, summary
 
 
 @pytest.mark.parametrize(
@@ -56,20 +52,6 @@ def test_parse_recipe_inline_file_and_list(tmp_path: Path) -> None:
 def test_parse_recipe_rejects(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         parse_recipe(text)
-
-
-def test_build_job_payload() -> None:
-    assert build_job_payload("m1", "fp16", None) == {"model_id": "m1", "preset": "fp16"}
-    recipe = {"passes": [{"type": "convert_fp16"}]}
-    payload = build_job_payload("m1", None, recipe, {"x": [1, 2]}, {"runs": 5})
-    assert payload == {
-        "model_id": "m1",
-        "recipe": recipe,
-        "input_shapes": {"x": [1, 2]},
-        "benchmark": {"runs": 5},
-    }
-    with pytest.raises(ValueError):
-        build_job_payload("m1", "fp16", recipe)
 
 
 def test_parser_collects_repeated_shapes() -> None:
@@ -116,39 +98,15 @@ def test_progress_line_and_summary() -> None:
     assert "error [oom]: m" in failed
 
 
-def test_api_error_from_problem_json() -> None:
-    problem = {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "no job"}
-    resp = httpx.Response(404, json={**problem, "code": "not_found"})
-    err = ApiError.from_response(resp)
-    assert (err.status, err.code, err.detail) == (404, "not_found", "no job")
-    plain = ApiError.from_response(httpx.Response(502, text="bad gateway"))
-    assert (plain.code, plain.detail) == ("http_502", "bad gateway")
-
-
-def test_download_streams_to_file(tmp_path: Path) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/models/m2/download":
-            return httpx.Response(200, content=b"onnx-bytes")
-        return httpx.Response(404, json={"code": "not_found", "detail": "nope"})
-
-    with Client("http://test", transport=httpx.MockTransport(handler)) as client:
-        dest = tmp_path / "out.onnx"
-        assert client.download_model("m2", dest) == 10
-        assert dest.read_bytes() == b"onnx-bytes"
-        with pytest.raises(ApiError) as exc:
-            client.download_model("zzz", tmp_path / "x.onnx")
-        assert exc.value.code == "not_found"
-        assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.onnx.part").exists()
-
-
 @pytest.mark.parametrize(
     "argv",
     [
         ["--url", "http://u:1", "--api-key", "k", "status", "j1"],
         ["status", "j1", "--url", "http://u:1", "--api-key", "k"],
         ["--url", "http://other:2", "status", "j1", "--url", "http://u:1", "--api-key", "k"],
+        ["cancel", "j1", "--url", "http://u:1", "--api-key", "k"],
     ],
-    ids=["before", "after", "after-wins"],
+    ids=["before", "after", "after-wins", "cancel"],
 )
 def test_server_options_before_or_after_the_subcommand(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
@@ -182,10 +140,35 @@ def test_summary_says_each_warning_once() -> None:
     ]
 
 
-def test_retry_after_in_seconds_or_as_a_date() -> None:
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    assert 25 <= (parse_retry_after(later) or 0) <= 30
-    err = ApiError.from_response(httpx.Response(503, headers={"Retry-After": "3"}, json={}))
-    assert err.retry_after_s == 3.0
+def test_new_commands_parse() -> None:
+    parser = build_parser()
+
+    listed = parser.parse_args(["list", "--status", "running", "--model", "m1", "--limit", "5"])
+    models = parser.parse_args(["list", "--models", "--json"])
+    down = parser.parse_args(["download", "j1", "-o", "out.onnx", "--zstd"])
+
+    assert (listed.command, listed.status, listed.model, listed.limit) == (
+        "list",
+        "running",
+        "m1",
+        5,
+    )
+    assert models.models and models.json and not listed.models
+    assert (down.id, down.output, down.zstd) == ("j1", Path("out.onnx"), True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["list", "--status", "sleeping"])
+
+
+def test_list_tables_have_one_line_per_row() -> None:
+    jobs = [
+        {"id": "j1", "status": "succeeded", "kind": "compress", "model_id": "m1",
+         "output_model_id": "m2", "created_at": "2026-01-02T03:04:05.678Z"},
+        {"id": "j2", "status": "queued", "kind": "auto", "model_id": "m1"},
+    ]  # fmt: skip
+    models = [{"id": "m2", "name": "mlp", "size_bytes": 2048, "job_id": "j1"}]
+
+    job_lines, model_lines = jobs_table(jobs), models_table(models)
+
+    assert len(job_lines) == 3 and "2026-01-02 03:04:05" in job_lines[1]
+    assert job_lines[1].endswith("m1 -> m2") and job_lines[2].endswith("m1 -> -")
+    assert len(model_lines) == 2 and "2.00 KiB" in model_lines[1] and "(job j1)" in model_lines[1]

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 from tests.cli.serving import CLI
-from tests.cli.stub_api import Reply, stub_api
+from tests.cli.stub_api import JOB, MODEL, Reply, stub_api
 
-DONE = {"id": "j1", "status": "succeeded", "progress": 1.0, "stage": "done"}
-MODEL = {"id": "m1", "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 4]}]}
-PRESETS = {"items": [{"name": "int8-dynamic"}]}
+DONE = {**JOB, "status": "succeeded", "progress": 1.0, "stage": "done"}
+PRESETS = {"items": [{"name": "int8-dynamic", "description": "d", "recipe": {"passes": []}}]}
 
 
 def test_waiting_rides_out_503_429_and_a_dropped_connection() -> None:
