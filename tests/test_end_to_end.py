@@ -140,7 +140,7 @@ def test_web_form_is_served(client: httpx.Client) -> None:
 
     assert page.status_code == 200
     assert 'id="file"' in page.text and "int8-dynamic" in page.text
-    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/index.js").status_code == 200
 
 
 def test_a_model_with_external_data_compresses_from_a_zip(

@@ -131,6 +131,7 @@ def _measure(paths: list[Path], sides: list[str], o: MeasureOptions) -> _Run:
         blocks.append(
             ModelMetrics(
                 **sizes_of,
+                input_shapes=shapes or None,
                 latency_ms=stats,
                 runs=len(ms),
                 load_ms=load_ms,

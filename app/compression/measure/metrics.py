@@ -163,6 +163,11 @@ class ModelMetrics(MetricsModel):
         description="Multiply-accumulates of one run at the benchmark shapes; absent when "
         "some shape is unknown.",
     )
+    input_shapes: dict[str, list[int]] | None = Field(
+        default=None,
+        description="The benchmark shapes: each input's shape in the timed runs, symbolic dims "
+        "resolved (from the job's input_shapes, or the default dim).",
+    )
     latency_ms: LatencyStats = Field(description="Run times at the benchmark shapes.")
     runs: int = Field(description="Timed runs (fewer than asked when the time budget ran out).")
     load_ms: float = Field(description="Time to load, optimize and initialize the session.")

@@ -35,6 +35,7 @@ BLOCK_KEYS = [
     "size_bytes",
     "param_count",
     "flops",
+    "input_shapes",
     "latency_ms",
     "runs",
     "load_ms",
@@ -80,6 +81,7 @@ def test_benchmark_pair_block(mlp_path: Path) -> None:
         assert set(block) == set(BLOCK_KEYS)
         assert set(block["latency_ms"]) == {"p50", "p90", "p99", "mean", "std", "cv"}
         assert block["runs"] == 5 and block["load_ms"] > 0 and block["batch_size"] == 2
+        assert block["input_shapes"] == {"input": [2, 256]}  # the shapes it was timed at
         assert block["flops"] == 2 * MLP_MACS
         # two samples per run: throughput counts samples, from the mean run time
         assert block["throughput_per_s"] == pytest.approx(2000 / block["latency_ms"]["mean"])
