@@ -296,3 +296,12 @@ def recent_metrics(session: Session, limit: int = 50) -> list[tuple[dict[str, An
         .limit(limit)
     )
     return [(m, at) for m, at in session.execute(query).tuples() if isinstance(m, dict)]
+
+
+def read_states(session: Session, job_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """(status, stage) of each of these jobs that still exists, whatever its tenant: one query
+    for every long-poll waiting in this process."""
+    rows = session.execute(
+        select(JobTable.id, JobTable.status, JobTable.stage).where(JobTable.id.in_(job_ids))
+    )
+    return {job_id: (status, stage) for job_id, status, stage in rows}
