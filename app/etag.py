@@ -33,12 +33,21 @@ def matches(if_none_match: str | None, etag: str) -> bool:
     return etag in given
 
 
+def tagged(model: BaseModel) -> JSONResponse:
+    """The model as JSON with its ETag (and Cache-Control), before any comparison."""
+    response = JSONResponse(model.model_dump(mode="json", by_alias=True))
+    response.headers.update({"ETag": etag_of(bytes(response.body)), "Cache-Control": CACHE_CONTROL})
+    return response
+
+
+def not_modified_or(request: Request, response: JSONResponse) -> Response:
+    """A bodiless 304 if the caller already has this tagged response's body, else the response."""
+    if matches(request.headers.get("if-none-match"), response.headers["ETag"]):
+        headers = {name: response.headers[name] for name in ("ETag", "Cache-Control")}
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return response
+
+
 def conditional(request: Request, model: BaseModel) -> Response:
     """The model as JSON with its ETag, or a bodiless 304 if the caller already has it."""
-    response = JSONResponse(model.model_dump(mode="json", by_alias=True))
-    etag = etag_of(bytes(response.body))
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    if matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    response.headers.update(headers)
-    return response
+    return not_modified_or(request, tagged(model))

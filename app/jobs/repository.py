@@ -317,3 +317,12 @@ def list_finished_before(session: Session, cutoff: datetime, limit: int = 500) -
 def delete(session: Session, job: JobTable) -> None:
     session.delete(job)
     session.flush()
+
+
+def read_states(session: Session, job_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """(status, stage) of each of these jobs that still exists, whatever its tenant: one query
+    for every long-poll waiting in this process."""
+    rows = session.execute(
+        select(JobTable.id, JobTable.status, JobTable.stage).where(JobTable.id.in_(job_ids))
+    )
+    return {job_id: (status, stage) for job_id, status, stage in rows}

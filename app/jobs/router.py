@@ -7,15 +7,27 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.deps import PageQuery, SessionDep, StorageDep, TenantDep, located
-from app.etag import NOT_MODIFIED_DOC, conditional
+from app.etag import NOT_MODIFIED_DOC
 from app.idempotency.dependency import JsonIdempotency
-from app.jobs import rate_limit, repository, service
+from app.jobs import rate_limit, repository, service, watch
 from app.jobs.lifecycle import JobStatus
 from app.jobs.schemas import JobCreate, JobList, JobOut, JobReport, PresetList
 from app.jobs.tables import JobTable
 from app.openapi import JOB_EXAMPLES, problems
 
 router = APIRouter(tags=["jobs"])
+
+WaitQuery = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=watch.MAX_WAIT_S,
+        description="Long-poll: hold the request up to this many seconds until the job's "
+        "status or stage changes (progress alone does not count), then answer with the new "
+        "job. With `If-None-Match` it waits only while that ETag is current; a timeout is "
+        "answered as without `wait` (304 or the job). A finished job is answered at once.",
+    ),
+]
 
 
 def accepted(response: Response, job: JobTable) -> JobOut:
@@ -71,11 +83,16 @@ def list_jobs(
 
 
 @router.get(
-    "/v1/jobs/{job_id}", response_model=JobOut, responses={**NOT_MODIFIED_DOC, **problems(404)}
+    "/v1/jobs/{job_id}",
+    response_model=JobOut,
+    responses={**NOT_MODIFIED_DOC, **problems(404, 422)},
 )
-def get_job(job_id: str, session: SessionDep, tenant_id: TenantDep, request: Request) -> Response:
-    """A job's status, progress and, once it succeeded, its metrics; `ETag` for cheap polling."""
-    return conditional(request, service.to_out(service.get(session, job_id, tenant_id=tenant_id)))
+async def get_job(
+    job_id: str, session: SessionDep, tenant_id: TenantDep, request: Request, wait: WaitQuery = 0
+) -> Response:
+    """A job's status, progress and, once it succeeded, its metrics; `ETag` for cheap polling,
+    and `wait` to hold the request until the status or stage changes."""
+    return await watch.answer(request, session, job_id, tenant_id, wait)
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, responses=problems(404))

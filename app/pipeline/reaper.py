@@ -15,7 +15,7 @@ from app.db import session_scope, utcnow
 from app.jobs import queue, repository
 from app.jobs.lifecycle import JobKind, JobStatus
 from app.jobs.tables import JobTable
-from app.pipeline import auto, leftovers
+from app.pipeline import auto, leftovers, stopping
 from app.pipeline.frame import BENCHMARK_HANDOFF
 from app.settings import Settings, get_settings
 from app.storage import get_storage
@@ -34,7 +34,7 @@ def reap_lost_jobs(settings: Settings | None = None) -> dict[str, int]:
     # while (resend_lost_handoffs); only a very long wait means no worker takes it at all.
     handoff_stale_before = stale_before - timedelta(seconds=settings.job_time_limit_s)
     requeued: list[tuple[str, str]] = []
-    failed = 0
+    failed: list[str] = []
     with session_scope() as session:
         for job in repository.list_stale_running(session, stale_before):
             if job.kind == JobKind.AUTO and job.stage == auto.SEARCHING:
@@ -49,7 +49,7 @@ def reap_lost_jobs(settings: Settings | None = None) -> dict[str, int]:
                 or_(JobTable.heartbeat_at.is_(None), JobTable.heartbeat_at < stale_before),
             )
             if job.attempts >= settings.max_attempts:
-                failed += repository.transition(
+                if repository.transition(
                     session, job.id, JobStatus.RUNNING, JobStatus.FAILED, where=still_stale,
                     error={
                         "code": "worker_lost",
@@ -57,7 +57,8 @@ def reap_lost_jobs(settings: Settings | None = None) -> dict[str, int]:
                         "times",
                     },
                     finished_at=now, stage="failed",
-                )  # fmt: skip
+                ):  # fmt: skip
+                    failed.append(job.id)
             elif repository.transition(
                 session, job.id, JobStatus.RUNNING, JobStatus.QUEUED, where=still_stale,
                 stage="requeued", heartbeat_at=None, enqueued_at=None,
@@ -66,7 +67,10 @@ def reap_lost_jobs(settings: Settings | None = None) -> dict[str, int]:
     for job_id, kind in requeued:
         log.warning("job %s lost its worker; requeued", job_id)
         queue.enqueue(session_scope, job_id, kind)
-    return {"requeued": len(requeued), "failed": failed}
+    for job_id in failed:
+        # Once the failure is committed, like any other unsuccessful ending: no output stays.
+        stopping.drop_output_if_unsuccessful(job_id, get_storage())
+    return {"requeued": len(requeued), "failed": len(failed)}
 
 
 def sweep_outbox(min_age_s: float = 10.0) -> int:

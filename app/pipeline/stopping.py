@@ -27,7 +27,8 @@ def stop_requested(job_id: str) -> bool:
 
 
 def drop_output_if_unsuccessful(job_id: str, storage: Storage) -> None:
-    """After a stage: a compress job that ended failed or canceled keeps no output model."""
+    """After a stage, or the reaper failing a lost job: a compress job that ended failed or
+    canceled keeps no output model."""
     try:
         with session_scope() as session:
             job = repository.get_for_worker(session, job_id)
