@@ -93,6 +93,7 @@ def get_sessionmaker() -> sessionmaker[Session]:
 
 AFTER_COMMIT_KEY = "after_commit"
 AFTER_ROLLBACK_KEY = "after_rollback"
+DUE_KEY = "due_after_commit"
 
 
 def call_after_commit(session: Session, callback: Callable[[], object]) -> None:
@@ -105,8 +106,9 @@ def call_after_rollback(session: Session, callback: Callable[[], object]) -> Non
     session.info.setdefault(AFTER_ROLLBACK_KEY, []).append(callback)
 
 
-def _run_callbacks(session: Session, run_key: str, drop_key: str) -> None:
-    session.info.pop(drop_key, None)
+def _run_callbacks(session: Session, run_key: str, drop_key: str | None = None) -> None:
+    if drop_key is not None:
+        session.info.pop(drop_key, None)
     for callback in session.info.pop(run_key, []):
         try:
             callback()
@@ -117,7 +119,18 @@ def _run_callbacks(session: Session, run_key: str, drop_key: str) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    _run_callbacks(session, AFTER_COMMIT_KEY, AFTER_ROLLBACK_KEY)
+    # Due now, run once the transaction has ended (below): its connection is back in the pool
+    # by then, so a callback that opens a session of its own (the enqueue records when it sent
+    # the task) never holds two connections, and a burst of submits cannot drain the pool.
+    if session.in_nested_transaction():
+        return  # a savepoint released: the transaction that decides is still open
+    session.info.pop(AFTER_ROLLBACK_KEY, None)
+    session.info.setdefault(DUE_KEY, []).extend(session.info.pop(AFTER_COMMIT_KEY, []))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    _run_callbacks(session, DUE_KEY)
 
 
 @event.listens_for(Session, "after_soft_rollback")

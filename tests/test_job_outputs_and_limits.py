@@ -29,13 +29,16 @@ LIVE_BUCKET = "modelpress-live"  # the live stack's bucket, objects under "model
 
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_mlp(tmp_path_factory.mktemp("outputs") / "small.onnx", sizes=(16, 64, 8))
+    # Seeds of this module's own, so no other test's model or output shares their objects.
+    return build_mlp(
+        tmp_path_factory.mktemp("outputs") / "small.onnx", sizes=(16, 64, 8), seed=7101
+    )
 
 
 @pytest.fixture(scope="module")
 def wide_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # 256-1024-1024-256 with a batch axis: at batch 256 a run takes tens of milliseconds.
-    return build_mlp(tmp_path_factory.mktemp("outputs") / "wide.onnx")
+    return build_mlp(tmp_path_factory.mktemp("outputs") / "wide.onnx", seed=7102)
 
 
 def _tenant_client(stack: LiveStack, name: str) -> httpx.Client:
@@ -101,8 +104,10 @@ def _sandbox_children(stack: LiveStack) -> list[psutil.Process]:
 
 
 def test_two_tenants_with_the_same_output_share_one_object_until_both_delete_it(
-    live_stack: LiveStack, s3_endpoint: str, small_model: Path
+    live_stack: LiveStack, s3_endpoint: str, tmp_path: Path
 ) -> None:
+    # Weights of this test's own: no other test's output can share (and keep) the object.
+    small_model = build_mlp(tmp_path / "shared.onnx", sizes=(16, 64, 8), seed=7103)
     with (
         _tenant_client(live_stack, "outputs-a") as a,
         _tenant_client(live_stack, "outputs-b") as b,
