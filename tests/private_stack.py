@@ -17,10 +17,17 @@ from tests.stack import ROOT, LiveStack
 
 @contextmanager
 def private_stack(
-    live_stack: LiveStack, name: str, log_dir: Path, *, concurrency: int = 1, **env: str
+    live_stack: LiveStack,
+    name: str,
+    log_dir: Path,
+    *,
+    concurrency: int = 1,
+    webhook_worker: bool = False,
+    **env: str,
 ) -> Iterator[LiveStack]:
     """Its own database, bucket and queues; the live stack's services and settings otherwise,
-    with `env` on top (e.g. another broker or S3 endpoint)."""
+    with `env` on top (e.g. another broker or S3 endpoint). With `webhook_worker`, webhooks are
+    delivered by a worker of their own, as deployed, instead of the jobs worker."""
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     slug = f"{re.sub(r'[^a-z0-9]+', '-', name.lower())[:30].strip('-')}-{digest}"
     database = f"{TEST_DB}_{slug.replace('-', '_')}"
@@ -40,7 +47,9 @@ def private_stack(
     stack = LiveStack(env=full_env, log_dir=log_dir, port=free_port())
     try:
         stack.start_api()
-        stack.start_worker(concurrency=concurrency)
+        stack.start_worker(concurrency=concurrency, webhooks=not webhook_worker)
+        if webhook_worker:
+            stack.start_webhook_worker()
         stack.api_key = stack.admin("create-key", stack.admin("create-tenant", slug)["id"])["key"]
         yield stack
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -100,6 +101,21 @@ def send_advance(parent_job_id: str) -> None:
 def send_webhook(event_id: str, countdown: float | None = None) -> None:
     """Publish one attempt of a webhook event on the webhooks queue, to run after `countdown` s."""
     _send(WEBHOOK_TASK, event_id, get_settings().webhook_queue_name, countdown)
+
+
+def resend_each(ids: Iterable[str], send: Callable[[str], None], what: str) -> int:
+    """Send a sweep's tasks again, one per id; how many reached the broker (a broker error
+    leaves the rest to the next sweep, which finds them still due)."""
+    sent = 0
+    for item_id in ids:
+        try:
+            send(item_id)
+        except BrokerError as exc:
+            log.warning("could not resend %s %s (%s); later", what, item_id, exc)
+            continue
+        log.warning("%s %s had no message on its way; sent again", what, item_id)
+        sent += 1
+    return sent
 
 
 def enqueue(session_factory: Any, job_id: str, kind: str) -> bool:

@@ -92,16 +92,7 @@ def resend_lost_handoffs(settings: Settings | None = None) -> int:
     sent_before = utcnow() - timedelta(seconds=settings.queued_resend_after_s)
     with session_scope() as session:
         job_ids = repository.mark_handoffs_resent(session, BENCHMARK_HANDOFF, sent_before)
-    sent = 0
-    for job_id in job_ids:
-        try:
-            queue.send_benchmark(job_id)
-        except queue.BrokerError as exc:
-            log.warning("could not resend the benchmark of job %s (%s); later", job_id, exc)
-            continue
-        log.warning("job %s waited for its benchmark too long; its task was sent again", job_id)
-        sent += 1
-    return sent
+    return queue.resend_each(job_ids, queue.send_benchmark, "the benchmark of job")
 
 
 def sweep_once(settings: Settings) -> None:

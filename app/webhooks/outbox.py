@@ -87,13 +87,4 @@ def resend_unsent(settings: Settings) -> int:
             created_before=now - timedelta(seconds=settings.reaper_interval_s),
             resend_before=now - timedelta(seconds=settings.webhook_resend_after_s),
         )
-    sent = 0
-    for event_id in event_ids:
-        try:
-            queue.send_webhook(event_id)
-        except queue.BrokerError as exc:
-            log.warning("could not resend webhook event %s (%s); later", event_id, exc)
-            continue
-        log.info("webhook event %s had no message on its way; sent again", event_id)
-        sent += 1
-    return sent
+    return queue.resend_each(event_ids, queue.send_webhook, "webhook event")

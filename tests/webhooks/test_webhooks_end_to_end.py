@@ -4,9 +4,6 @@ and Redis, delivering to a receiver in this process."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -14,44 +11,22 @@ import httpx
 import pytest
 
 from tests.builders import build_mlp
-from tests.conftest import PG_ADMIN_URL, TEST_DB, _admin, free_port
-from tests.stack import ROOT, LiveStack
+from tests.private_stack import private_stack
+from tests.stack import LiveStack
 from tests.webhooks.receiver import Receiver, signature_matches
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+def stack(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """A stack of its own: short retry waits, and webhooks on a worker of their own while the
     jobs worker (one process) is busy with a job."""
-    database = f"{TEST_DB}_webhooks"
-    _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{database}"')
-    workdir = tmp_path_factory.mktemp("webhooks-stack")
-    env = {
-        **os.environ,
-        "MODELPRESS_DATABASE_URL": f"{PG_ADMIN_URL}/{database}",
-        "MODELPRESS_STORAGE_URL": (workdir / "storage").as_uri(),
-        "MODELPRESS_QUEUE_NAME": f"modelpress-hooks-{os.getpid()}",
-        "MODELPRESS_BENCHMARK_QUEUE_NAME": f"modelpress-hooks-benchmark-{os.getpid()}",
-        "MODELPRESS_EXTRA_PASS_MODULES": "tests.fault_passes",
-        "MODELPRESS_BENCHMARK_RUNS": "5",
-        "MODELPRESS_REAPER_INTERVAL_S": "1",
-        "MODELPRESS_WEBHOOK_RETRY_BACKOFF_S": "1",
-    }
-    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], env=env,
-                   check=True, capture_output=True, cwd=ROOT)  # fmt: skip
-    live = LiveStack(env=env, log_dir=workdir, port=free_port())
-    try:
-        live.start_api()
-        live.start_worker(webhooks=False)
-        live.start_webhook_worker()
-        live.api_key = live.admin("create-key", live.admin("create-tenant", "hooks")["id"])["key"]
-        yield live
-    finally:
-        live.stop()
-        _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with private_stack(
+        live_stack, "webhooks", tmp_path_factory.mktemp("webhooks-stack"), webhook_worker=True,
+        MODELPRESS_BENCHMARK_RUNS="5", MODELPRESS_WEBHOOK_RETRY_BACKOFF_S="1",
+    ) as stack:  # fmt: skip
+        yield stack
 
 
 @pytest.fixture(scope="module")
