@@ -8,6 +8,7 @@ with Client("http://127.0.0.1:8000", api_key="...") as mp:
     job.download("model-int8.onnx")
 """
 
+from modelpress_sdk.base import OpenEnum
 from modelpress_sdk.client import DEFAULT_URL, DIRECT_UPLOAD_THRESHOLD_BYTES, Client
 from modelpress_sdk.errors import (
     ApiError,
@@ -18,43 +19,78 @@ from modelpress_sdk.errors import (
     parse_retry_after,
 )
 from modelpress_sdk.jobs import Job
+from modelpress_sdk.metrics import (
+    Accuracy,
+    AccuracyMetric,
+    Fidelity,
+    FidelityInputs,
+    Host,
+    LatencyStats,
+    MetricChange,
+    Metrics,
+    ModelAccuracy,
+    ModelMetrics,
+    QuantizationError,
+)
 from modelpress_sdk.retry import RetryEvent, RetryPolicy
 from modelpress_sdk.types import (
     TERMINAL_STATUSES,
     ArrayInfo,
+    BenchmarkOptions,
     Candidate,
     Dataset,
     JobError,
+    JobKind,
     JobReport,
+    JobStatus,
     Model,
     Preset,
+    Recipe,
     TensorSpec,
     UploadPart,
     UploadTicket,
+    Verdict,
 )
 
 __all__ = [
     "DEFAULT_URL",
     "DIRECT_UPLOAD_THRESHOLD_BYTES",
     "TERMINAL_STATUSES",
+    "Accuracy",
+    "AccuracyMetric",
     "ApiError",
     "ArrayInfo",
+    "BenchmarkOptions",
     "Candidate",
     "Client",
     "Dataset",
+    "Fidelity",
+    "FidelityInputs",
+    "Host",
     "IntegrityError",
     "Job",
     "JobError",
     "JobFailed",
+    "JobKind",
     "JobReport",
+    "JobStatus",
+    "LatencyStats",
+    "MetricChange",
+    "Metrics",
     "Model",
+    "ModelAccuracy",
+    "ModelMetrics",
     "ModelPressError",
+    "OpenEnum",
     "Preset",
+    "QuantizationError",
+    "Recipe",
     "RetryEvent",
     "RetryPolicy",
     "TensorSpec",
     "UploadPart",
     "UploadTicket",
+    "Verdict",
     "WaitTimeout",
     "parse_retry_after",
 ]

@@ -11,7 +11,7 @@ from pydantic import PrivateAttr
 
 from modelpress_sdk.errors import JobFailed, ModelPressError, WaitTimeout
 from modelpress_sdk.retry import RetryPolicy
-from modelpress_sdk.types import JobFields, JobReport, Model
+from modelpress_sdk.types import JobFields, JobReport, JobStatus, Model
 
 if TYPE_CHECKING:
     from modelpress_sdk.client import Client
@@ -91,7 +91,7 @@ class Job(JobFields):
             if deadline is not None:
                 pause = min(pause, max(0.0, deadline - time.monotonic()))
             time.sleep(max(0.0, pause))
-        if raise_on_failure and self.status in {"failed", "canceled"}:
+        if raise_on_failure and self.status in {JobStatus.FAILED, JobStatus.CANCELED}:
             raise JobFailed(self)
         return self
 

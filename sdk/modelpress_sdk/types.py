@@ -1,7 +1,8 @@
 """What the API answers, as typed models: models, datasets, jobs, reports and upload tickets.
 
 Every model ignores fields it does not know, so a newer server that adds fields keeps working
-with this SDK; the extra fields stay readable (`job.model_extra`).
+with this SDK; the extra fields stay readable (`job.model_extra`). Every enum takes values it
+does not list (see `OpenEnum`), for the same reason.
 """
 
 from __future__ import annotations
@@ -9,18 +10,54 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from modelpress_sdk.base import ApiModel, OpenEnum
 from modelpress_sdk.errors import ApiError
+from modelpress_sdk.metrics import Metrics, ModelMetrics
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 T = TypeVar("T", bound=BaseModel)
 
 
-class ApiModel(BaseModel):
-    """The base of every answer: unknown fields are kept, not refused."""
+class JobStatus(OpenEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+class JobKind(OpenEnum):
+    COMPRESS = "compress"  # passes, then a benchmark of the output against the input
+    BENCHMARK = "benchmark"  # measure one model, alone or against a baseline
+    AUTO = "auto"  # a search: runs candidate jobs and recommends one of their outputs
+    CANDIDATE = "candidate"  # one job of such a search (parent_job_id names it)
+
+
+class Verdict(OpenEnum):
+    VERIFIED = "verified"  # within the accuracy budget on real data
+    REJECTED = "rejected"  # over budget: kept for inspection, never recommended
+    UNVERIFIED = "unverified"  # synthetic inputs only: real data is needed for a verdict
+
+
+class Recipe(ApiModel):
+    """The passes a job runs, in order; each is a dict with its `type` and its settings."""
+
+    passes: list[dict[str, Any]]
+
+
+class BenchmarkOptions(ApiModel):
+    """How a job's models are timed (the server's defaults where the job did not say)."""
+
+    runs: int = 50
+    warmup: int = 5
+    threads: int = 1
+    provider: str = "cpu"  # cpu, cuda or tensorrt
+    graph_optimization_level: str = "all"  # disable, basic, extended or all
+    batch_sizes: list[int] = Field(default_factory=list)
 
 
 class TensorSpec(ApiModel):
@@ -79,14 +116,14 @@ class Candidate(ApiModel):
 
     job_id: str
     label: str
-    status: str
-    recipe: dict[str, Any]
+    status: JobStatus
+    recipe: Recipe
     compression_ratio: float | None = None
     speedup_ratio: float | None = None
     speedup_noise: float | None = None
     metric: str | None = None
     delta: float | None = None
-    verdict: str | None = None
+    verdict: Verdict | None = None
     pareto: bool = False
     recommended: bool = False
     error: JobError | None = None
@@ -96,8 +133,8 @@ class JobFields(ApiModel):
     """A job as the API describes it. `Job` adds the methods that act on it."""
 
     id: str
-    kind: str  # compress, benchmark, auto or candidate
-    status: str  # queued, running, succeeded, failed or canceled
+    kind: JobKind
+    status: JobStatus
     parent_job_id: str | None = None
     model_id: str | None = None
     baseline_model_id: str | None = None
@@ -107,19 +144,21 @@ class JobFields(ApiModel):
     progress: float = 0.0
     stage: str | None = None
     preset: str | None = None
-    recipe: dict[str, Any] = Field(default_factory=dict)
+    recipe: Recipe = Field(default_factory=lambda: Recipe(passes=[]))
     input_shapes: dict[str, Any] | None = None
     input_values: dict[str, Any] | None = None
-    benchmark: dict[str, Any] = Field(default_factory=dict)
+    benchmark: BenchmarkOptions = Field(default_factory=BenchmarkOptions)
     error: JobError | None = None
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
     output_model_id: str | None = None
-    metrics: dict[str, Any] | None = None
+    # Metrics compares two models (compress jobs, benchmarks against a baseline); a benchmark of
+    # one model has that model's block alone. None until the job succeeds. See `comparison`.
+    metrics: Metrics | ModelMetrics | None = None
     warnings: list[str] = Field(default_factory=list)
     objective: dict[str, Any] | None = None
-    verdict: str | None = None  # verified, rejected or unverified; None until done
+    verdict: Verdict | None = None  # None until done
     verdict_detail: dict[str, Any] | None = None
     recommendation_reason: str | None = None
     candidates: list[Candidate] = Field(default_factory=list)
@@ -132,19 +171,24 @@ class JobFields(ApiModel):
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "succeeded"
+        return self.status == JobStatus.SUCCEEDED
+
+    @property
+    def comparison(self) -> Metrics | None:
+        """The metrics comparing the output with the input (or baseline); None without them."""
+        return self.metrics if isinstance(self.metrics, Metrics) else None
 
 
 class JobReport(ApiModel):
     """What each pass of a job did, and its per-weight and per-node errors."""
 
     job_id: str
-    status: str
+    status: JobStatus
     passes: list[dict[str, Any]]
     weights: list[dict[str, Any]] = Field(default_factory=list)
     sensitivity: list[dict[str, Any]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
-    metrics: dict[str, Any] | None = None
+    metrics: Metrics | ModelMetrics | None = None
     candidates: list[Candidate] = Field(default_factory=list)
     explanation: str | None = None
 
@@ -152,7 +196,7 @@ class JobReport(ApiModel):
 class Preset(ApiModel):
     name: str
     description: str
-    recipe: dict[str, Any]
+    recipe: Recipe
 
 
 class UploadPart(ApiModel):

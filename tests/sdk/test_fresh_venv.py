@@ -29,7 +29,7 @@ with Client(timeout=30) as mp:
         "status": job.status,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "output_sha256": output.sha256,
-        "ratio": job.metrics["compression_ratio"],
+        "ratio": job.metrics.compression_ratio,
         "listed": listed,
         "job_id": job.id,
         "passes": [p["type"] for p in job.report().passes],
