@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import secrets
-from collections.abc import Iterator
-from typing import Annotated, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -26,6 +29,41 @@ def get_session() -> Iterator[Session]:
     """The request's transaction: committed when the handler returns, rolled back if it raises."""
     with session_scope() as session:
         yield session
+
+
+def _ending_its_transaction(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A sync endpoint that commits (or rolls back) the request's session before it returns."""
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        sessions = [value for value in kwargs.values() if isinstance(value, Session)]
+        try:
+            result = endpoint(*args, **kwargs)
+        except BaseException:
+            for session in sessions:
+                session.rollback()
+            raise
+        for session in sessions:
+            session.commit()
+        return result
+
+    return run
+
+
+class UnitOfWorkRoute(APIRoute):
+    """A route whose sync endpoint ends the request's transaction in the thread that did the work.
+
+    A sync endpoint and the teardown of the session dependency run in two separate turns on the
+    thread pool. A connection held between them waits for a free thread, and when every thread
+    waits for a connection from an empty pool, nothing moves until the pool's timeout: a burst of
+    submissions would answer 503s. Committed here, the connection is back in the pool when the
+    endpoint's turn ends; the dependency's own commit then has nothing left to do.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = _ending_its_transaction(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
 
 # auto_error=False: a missing key is answered by our own 401 problem, not FastAPI's 403.

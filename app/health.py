@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from app.db import get_engine
-from app.deps import SessionDep, require_metrics_token
+from app.deps import SessionDep, UnitOfWorkRoute, require_metrics_token
 from app.jobs.queue import producer
 from app.observability.metrics import render_metrics
 from app.settings import Settings, get_settings
@@ -19,7 +19,7 @@ from app.storage import get_storage
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], route_class=UnitOfWorkRoute)
 
 
 @router.get("/healthz")

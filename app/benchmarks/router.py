@@ -6,14 +6,14 @@ from fastapi import APIRouter, Response, status
 
 from app.benchmarks import service
 from app.benchmarks.schemas import BenchmarkCreate
-from app.deps import SessionDep, TenantDep
+from app.deps import SessionDep, TenantDep, UnitOfWorkRoute
 from app.idempotency.dependency import JsonIdempotency
 from app.jobs import rate_limit
 from app.jobs.router import accepted
 from app.jobs.schemas import JobOut
 from app.openapi import BENCHMARK_EXAMPLES, problems
 
-router = APIRouter(prefix="/v1/benchmarks", tags=["benchmarks"])
+router = APIRouter(prefix="/v1/benchmarks", tags=["benchmarks"], route_class=UnitOfWorkRoute)
 
 
 @router.post(

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Response, status
 
 from app.datasets import repository, service
 from app.datasets.schemas import DatasetList, DatasetOut
-from app.deps import PageQuery, SessionDep, StorageDep, TenantDep, located
+from app.deps import PageQuery, SessionDep, StorageDep, TenantDep, UnitOfWorkRoute, located
 from app.errors import DatasetTooLargeProblem, InvalidDatasetProblem
 from app.idempotency.dependency import Idempotency, upload_idempotency
 from app.openapi import problems
 from app.uploads.multipart import Upload, receive_upload, upload_openapi
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=UnitOfWorkRoute)
 
 UPLOAD_DOC = upload_openapi(
     "An .npz: arrays named after the model inputs, axis 0 = samples, optional `labels`."

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from app.deps import PageQuery, SessionDep, StorageDep, TenantDep, located
+from app.deps import PageQuery, SessionDep, StorageDep, TenantDep, UnitOfWorkRoute, located
 from app.etag import NOT_MODIFIED_DOC
 from app.idempotency.dependency import JsonIdempotency
 from app.jobs import rate_limit, repository, service, watch
@@ -15,7 +15,7 @@ from app.jobs.schemas import JobCreate, JobList, JobOut, JobReport, PresetList
 from app.jobs.tables import JobTable
 from app.openapi import JOB_EXAMPLES, problems
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=UnitOfWorkRoute)
 
 WaitQuery = Annotated[
     int,

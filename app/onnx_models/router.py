@@ -13,7 +13,15 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.compression.graph import transport
-from app.deps import PageQuery, SessionDep, SettingsDep, StorageDep, TenantDep, located
+from app.deps import (
+    PageQuery,
+    SessionDep,
+    SettingsDep,
+    StorageDep,
+    TenantDep,
+    UnitOfWorkRoute,
+    located,
+)
 from app.errors import (
     InvalidModelProblem,
     InvalidRequestProblem,
@@ -36,7 +44,7 @@ from app.uploads import service as uploads_service
 from app.uploads.multipart import Upload, received_upload, upload_openapi
 from app.uploads.schemas import UploadRegistration
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], route_class=UnitOfWorkRoute)
 
 UPLOAD_DOC = upload_openapi(
     "An .onnx file, or a .zip of one with its external-data files",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from app.deps import SessionDep, SettingsDep, StorageDep, TenantDep
+from app.deps import SessionDep, SettingsDep, StorageDep, TenantDep, UnitOfWorkRoute
 from app.errors import ModelTooLargeProblem
 from app.openapi import problems
 from app.uploads import service
@@ -17,9 +17,9 @@ from app.uploads.multipart import upload_tmp_dir
 from app.uploads.schemas import UploadComplete, UploadCompleted, UploadCreate, UploadOut
 from app.uploads.tables import UploadTable
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"], route_class=UnitOfWorkRoute)
 # PUT .../content carries no API key: the token in its URL authorises it, like a presigned URL.
-content_router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+content_router = APIRouter(prefix="/v1/uploads", tags=["uploads"], route_class=UnitOfWorkRoute)
 
 
 def base_url(request: Request, settings: SettingsDep) -> str:

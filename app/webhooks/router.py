@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import SessionDep, TenantDep
+from app.deps import SessionDep, TenantDep, UnitOfWorkRoute
 from app.openapi import problems
 from app.webhooks import service
 from app.webhooks.schemas import WebhookDeliveryList, WebhookSecret
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=UnitOfWorkRoute)
 
 
 @router.get("/v1/webhooks/default/secret", response_model=WebhookSecret)
