@@ -238,8 +238,7 @@ def main() -> int:
     parser.add_argument("--pollers", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=600, help="how long to poll at most")
     parser.add_argument("--mode", choices=MODES, default="plain", help="how pollers ask")
-    # Kept well under the API's pool: every job creation holds two connections while it commits.
-    parser.add_argument("--submitters", type=int, default=10, help="POSTs in flight at most")
+    parser.add_argument("--submitters", type=int, default=50, help="POSTs in flight at most")
     parser.add_argument("--url", help="a running ModelPress; default: start an embedded one")
     parser.add_argument("--api-key", default=os.environ.get("MODELPRESS_API_KEY"))
     parser.add_argument("--logs", type=Path, help="copy the started stack's logs here at the end")
