@@ -22,7 +22,9 @@ def test_the_budget_bounds_warmup_batch_sizes_memory_and_evaluation(mlp_path: Pa
         threads=1,
         time_budget_s=budget_s,
         input_shapes={"input": [16, 256]},
-        fidelity_samples=400,  # ~1 ms a sample on each model: more than the budget leaves
+        # ~1 ms a sample on each model: more than the whole budget, whatever the other parts
+        # leave (a memory probe that times out early leaves more of it to the evaluation).
+        fidelity_samples=2000,
         measure_memory=True,
     )
     start = time.monotonic()
@@ -32,9 +34,9 @@ def test_the_budget_bounds_warmup_batch_sizes_memory_and_evaluation(mlp_path: Pa
     load_s = (metrics.original.load_ms + metrics.compressed.load_ms) / 1000.0
     assert elapsed < 3 * budget_s + load_s, f"took {elapsed:.1f} s on a {budget_s} s budget"
     assert metrics.original.runs >= 1 and metrics.original.runs == metrics.compressed.runs
-    assert metrics.fidelity is not None and 1 <= metrics.fidelity.samples < 400
+    assert metrics.fidelity is not None and 1 <= metrics.fidelity.samples < 2000
     warnings = metrics.warnings or []
-    assert any("of 400 samples: the time budget ran out" in w for w in warnings), warnings
+    assert any("of 2000 samples: the time budget ran out" in w for w in warnings), warnings
     # batch 1024 is either measured within the budget or left out, saying why
     measured = "1024" in (metrics.original.throughput_by_batch or {})
     assert measured or any("throughput at batch 1024 left out" in w for w in warnings), warnings
