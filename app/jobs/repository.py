@@ -6,6 +6,7 @@ its id for the worker and the sweeps, which receive bare ids; the API looks a jo
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -51,8 +52,11 @@ def list_page(
     status: str | None = None,
     model_id: str | None = None,
     parent_job_id: str | None = None,
+    kinds: Collection[str] = (),
 ) -> Page[JobTable]:
     query = select(JobTable).where(JobTable.tenant_id == tenant_id)
+    if kinds:
+        query = query.where(JobTable.kind.in_(list(kinds)))
     if parent_job_id is not None:
         query = query.where(JobTable.parent_job_id == parent_job_id)
     if status is not None:

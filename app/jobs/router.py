@@ -10,7 +10,7 @@ from app.deps import PageQuery, SessionDep, StorageDep, TenantDep, UnitOfWorkRou
 from app.etag import NOT_MODIFIED_DOC
 from app.idempotency.dependency import JsonIdempotency
 from app.jobs import rate_limit, repository, service, watch
-from app.jobs.lifecycle import JobStatus
+from app.jobs.lifecycle import JobKind, JobStatus
 from app.jobs.schemas import JobCreate, JobList, JobOut, JobReport, PresetList
 from app.jobs.tables import JobTable
 from app.openapi import JOB_EXAMPLES, problems
@@ -72,12 +72,19 @@ def list_jobs(
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     model_id: Annotated[str | None, Query(max_length=64)] = None,
     parent_job_id: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[
+        list[JobKind] | None,
+        Query(
+            description="Only these kinds (repeat it: `kind=compress&kind=auto` leaves out an "
+            "auto search's candidates)."
+        ),
+    ] = None,
 ) -> JobList:
-    """List jobs, newest first, optionally by status, model, or auto job (its candidates)."""
+    """List jobs, newest first, optionally by status, model, kind, or auto job (its candidates)."""
     status_value = status_.value if status_ else None
     found = repository.list_page(
         session, page, tenant_id=tenant_id, status=status_value, model_id=model_id,
-        parent_job_id=parent_job_id,
+        parent_job_id=parent_job_id, kinds=[k.value for k in kind or []],
     )  # fmt: skip
     return found.to_list(JobList, service.to_out)
 

@@ -129,6 +129,21 @@ def test_list_jobs_filters_by_status(api: Any, db_session: Session) -> None:
     assert [j["id"] for j in items] == [failed.id]
 
 
+def test_list_jobs_by_kind_leaves_out_an_auto_searchs_candidates(
+    api: Any, db_session: Session
+) -> None:
+    model = add_model(db_session)
+    compress = add_job(db_session, model, kind="compress")
+    auto = add_job(db_session, model, kind="auto", recipe={"passes": []})
+    add_job(db_session, model, kind="candidate", parent_job_id=auto.id)
+
+    listed = api.get("/v1/jobs", params={"kind": ["compress", "auto"]}).json()["items"]
+    unknown = api.get("/v1/jobs", params={"kind": "paused"})
+
+    assert {j["id"] for j in listed} == {compress.id, auto.id}
+    assert unknown.status_code == 422
+
+
 def test_deleting_a_model_with_an_active_job_is_409(api: Any, db_session: Session) -> None:
     model = add_model(db_session)
     add_job(db_session, model, status="running")

@@ -37,7 +37,8 @@ function pager(kind, url, render) {
   const newer = $(kind + "s-newer");
   async function show() {
     const cursor = cursors[cursors.length - 1];
-    const page = await api("GET", url + "?limit=" + PAGE + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    const sep = url.includes("?") ? "&" : "?";
+    const page = await api("GET", url + sep + "limit=" + PAGE + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
     const rows = await render(page.items);
     list.replaceChildren(...(rows.length ? rows : [h("li", { class: "hint", text: "None yet." })]));
     older.hidden = !page.next_cursor;
@@ -54,7 +55,9 @@ const showModels = pager("model", "/v1/models", async (items) => {
   items.forEach((m) => { names[m.id] = m.name; });
   return items.map(modelRow);
 });
-const showJobs = pager("job", "/v1/jobs", async (items) => items.map((j) => jobRow(j, names)));
+// An auto search's candidates are listed on its own page, not in the history.
+const HISTORY_KINDS = "?kind=compress&kind=benchmark&kind=auto";
+const showJobs = pager("job", "/v1/jobs" + HISTORY_KINDS, async (items) => items.map((j) => jobRow(j, names)));
 
 async function onSubmit(event) {
   event.preventDefault();
