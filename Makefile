@@ -26,7 +26,7 @@ services:
 
 # Debian's Chromium for the browser test of the web form (Playwright drives it, no download).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { (apt-get update -q && apt-get install -y -q chromium) >/dev/null 2>&1 || echo "could not install chromium: the browser test will be skipped" >&2; }
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -q && apt-get install -y -q chromium) >/dev/null 2>&1 || { echo "could not install chromium: the browser tests need it" >&2; exit 1; }; }
 
 run: install
 	PORT=$(PORT) $(VENV)/bin/modelpress serve --port $(PORT)

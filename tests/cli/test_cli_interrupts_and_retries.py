@@ -49,20 +49,6 @@ def test_waiting_gives_up_after_the_retry_time() -> None:
     assert took < 15
 
 
-def _compress_then_ctrl_c(url: str, model: Path, when: str) -> subprocess.CompletedProcess[str]:
-    """Run `compress --wait` and press Ctrl-C once stderr shows a line starting with `when`."""
-    proc = _start_compress(url, model)
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if line.startswith(when):
-            proc.send_signal(signal.SIGINT)
-            break
-    out, err = proc.communicate(timeout=60)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(seen) + err)
-
-
 def _start_compress(url: str, model: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*CLI, "--url", url, "compress", str(model), "--wait"],
@@ -71,23 +57,28 @@ def _start_compress(url: str, model: Path) -> subprocess.Popen[str]:
 
 
 def test_ctrl_c_while_the_job_is_created_names_the_job(tmp_path: Path) -> None:
+    cli: list[subprocess.Popen[str]] = []
+
     def script(method: str, path: str) -> Reply:
         if path == "/v1/presets":
             return Reply(200, PRESETS)
         if path == "/v1/models":
             return Reply(201, MODEL)
         if path == "/v1/jobs":
+            # The job request has arrived: Ctrl-C now, while the server is still answering it.
+            cli[0].send_signal(signal.SIGINT)
             return Reply(202, {**DONE, "status": "queued"}, delay_s=1.5)
         return Reply(404, {"code": "not_found", "detail": path})
 
     model = tmp_path / "m.onnx"
     model.write_bytes(b"not parsed by the stub")
     with stub_api(script) as api:
-        result = _compress_then_ctrl_c(api.url, model, "uploaded ")
+        cli.append(_start_compress(api.url, model))
+        _, err = cli[0].communicate(timeout=60)
 
-    assert result.returncode == 130
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert cli[0].returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
         "interrupted: stopped; job j1 was created and keeps running: modelpress status j1 --wait"
     )
     assert ("DELETE", "/v1/models/m1") not in api.requests  # its job uses it

@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.builders import build_mlp
 from tests.stack import LiveStack
@@ -26,17 +27,10 @@ MLP_SIZES = (256, 512, 256)
 QUICK = {"runs": 5, "warmup": 1}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    skip = pytest.mark.skip(reason="Chromium is not installed (make test installs Debian's)")
-    for item in items:
-        if CHROMIUM is None and "browser" in getattr(item, "fixturenames", ()):
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright  # only with Chromium installed
-
+    if CHROMIUM is None:
+        pytest.fail("Chromium is not installed: `make browser` (part of `make test`) installs it")
     with sync_playwright() as pw:
         launched = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         yield launched
